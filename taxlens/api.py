@@ -1,0 +1,192 @@
+"""The library API the CLI is a thin layer over: open a book, ingest exports, query trades.
+
+>>> import taxlens
+>>> with taxlens.open_book("taxlens.duckdb") as book:          # doctest: +SKIP
+...     report = book.ingest(["sample_exports/alpaca/activities_2025.json"])
+...     trades = book.trades(year=2025)                          # a polars DataFrame
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from taxlens.config import Config, load_config
+from taxlens.errors import RowError, TaxlensError
+from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
+from taxlens.store import FileRecord, Store, default_db_path
+
+#: Called as progress(file_index, file_count, path, stage) while ingesting.
+Progress = Callable[[int, int, str, str], None]
+
+
+@dataclass
+class FileResult:
+    """What happened to one file given to ``ingest``."""
+
+    path: str
+    adapter: str | None = None
+    status: str = "failed"  # imported | already imported | failed
+    rows_read: int = 0
+    trades: int = 0
+    inserted: int = 0
+    ignored: Counter[str] = field(default_factory=Counter)
+    errors: list[RowError] = field(default_factory=list)
+    problem: TaxlensError | None = None  # why the whole file failed
+    warnings: list[str] = field(default_factory=list)
+    sha256: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+@dataclass
+class IngestReport:
+    """The result of one ``ingest`` call: a FileResult per file, in the order given."""
+
+    files: list[FileResult]
+
+    @property
+    def ok(self) -> bool:
+        """True when every file was read without errors (skipped bad rows count as errors)."""
+        return all(f.ok and not f.errors for f in self.files)
+
+    @property
+    def inserted(self) -> int:
+        return sum(f.inserted for f in self.files)
+
+
+class Book:
+    """An open taxlens database with its settings. Use as a context manager.
+
+    ``db`` defaults to $TAXLENS_DB or ./taxlens.duckdb; ``config`` is a Config, a path to a
+    taxlens.toml, or None for ./taxlens.toml when present.
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
+
+    def __enter__(self) -> Book:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.config.timezone)
+
+    def ingest(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        format: str | None = None,
+        mapping: str | os.PathLike[str] | None = None,
+        account: str | None = None,
+        skip_bad_rows: bool = False,
+        encoding: str | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Import export files, each in its own transaction.
+
+        A file with unreadable rows imports nothing unless ``skip_bad_rows``; either way its
+        errors are in the report. A file already imported (same bytes) adds nothing. Problems
+        with one file never stop the others.
+        """
+        forced: Adapter | None = None
+        if mapping is not None:
+            forced = GenericCsv(load_mapping(mapping))
+        elif format is not None:
+            forced = adapter_named(format)
+        context = Context(timezone=self.timezone, account=account)
+        paths = [str(p) for p in paths]
+        results = []
+        for i, path in enumerate(paths):
+            result = FileResult(path=path)
+            results.append(result)
+            try:
+                if progress:
+                    progress(i, len(paths), path, "reading")
+                source = Source.read(path, encoding=encoding)
+                result.sha256 = source.sha256
+                adapter = forced or identify(source)
+                result.adapter = adapter.NAME if not isinstance(adapter, GenericCsv) else adapter.layout.name
+                if (first := self.store.imported_file(source.sha256)) is not None:
+                    result.status = "already imported"
+                    if first != path:
+                        result.warnings.append(f"same contents as {first}, imported before")
+                    continue
+                if progress:
+                    progress(i, len(paths), path, "parsing")
+                extracted = adapter.extract(source, context)
+                result.rows_read = extracted.rows_read
+                result.trades = extracted.trades.height
+                result.ignored = extracted.ignored
+                result.errors = extracted.errors
+                result.warnings.extend(extracted.warnings)
+                if extracted.errors and not skip_bad_rows:
+                    continue
+                if progress:
+                    progress(i, len(paths), path, "storing")
+                record = FileRecord(
+                    sha256=source.sha256, path=path, adapter=result.adapter,
+                    rows_read=extracted.rows_read, trades=extracted.trades.height,
+                    ignored=sum(extracted.ignored.values()), bad_rows=len(extracted.errors),
+                )
+                result.inserted = self.store.import_trades(record, extracted.trades, self.config)
+                result.status = "imported"
+            except TaxlensError as exc:
+                result.problem = exc
+        if progress:
+            progress(len(paths), len(paths), "", "done")
+        return IngestReport(results)
+
+    def trades(self, *, account: str | None = None, symbol: str | None = None, year: int | None = None) -> pl.DataFrame:
+        """Stored trades, oldest first (see the ``trade_list`` view for the columns)."""
+        return self.store.trades(account=account, symbol=symbol, year=year)
+
+    def accounts(self) -> pl.DataFrame:
+        """Accounts in the data or in taxlens.toml, with type, owner and trade counts."""
+        return self.store.accounts(self.config)
+
+    def files(self) -> pl.DataFrame:
+        """The import log."""
+        return self.store.files()
+
+    def summary(self, report: IngestReport) -> pl.DataFrame:
+        """Trades added by ``report``'s files, per account and symbol."""
+        shas = [f.sha256 for f in report.files if f.status == "imported" and f.sha256]
+        return self.store.summary(shas)
+
+
+def open_book(
+    db: str | os.PathLike[str] | None = None,
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+) -> Book:
+    """Open (creating and migrating if needed) a taxlens database. See ``Book``."""
+    return Book(db, config, read_only=read_only)
+
+
+def ingest(paths: Iterable[str | Path], db: str | None = None, **options: object) -> IngestReport:
+    """One-shot: open the book, ingest ``paths`` (options as ``Book.ingest``), close."""
+    with open_book(db) as book:
+        return book.ingest(paths, **options)  # type: ignore[arg-type]

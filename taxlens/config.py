@@ -1,0 +1,86 @@
+"""taxlens.toml: the household's accounts and the settings every stage reads.
+
+```toml
+timezone = "America/New_York"      # the taxpayer's time zone: it decides each trade's tax date
+
+[accounts."Schwab IRA ...876"]
+type = "roth_ira"                  # taxable | traditional_ira | roth_ira | 401k | hsa
+owner = "sam"                      # household member
+```
+
+Accounts found in the data but not listed here are taxable, owned by the default owner, and are
+listed by ``taxlens accounts`` so the user can add them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taxlens.errors import ConfigError
+from taxlens.models import AccountType
+
+CONFIG_FILE = "taxlens.toml"
+DEFAULT_TIMEZONE = "America/New_York"
+DEFAULT_OWNER = "self"
+
+
+class AccountConfig(BaseModel):
+    """One account's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: AccountType = AccountType.TAXABLE
+    owner: str = DEFAULT_OWNER
+
+
+class Config(BaseModel):
+    """The whole of taxlens.toml; every field has a default so no file is needed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = DEFAULT_TIMEZONE
+    accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected e.g. America/New_York)") from exc
+        return value
+
+    def account(self, name: str) -> AccountConfig:
+        """Return the account's settings, defaulting to a taxable account of the default owner."""
+        return self.accounts.get(name, AccountConfig())
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load taxlens.toml from ``path``, or from the working directory when it exists there.
+
+    Returns the defaults when no file is given and none is in the working directory. Raises
+    ConfigError naming the file and the offending key.
+    """
+    explicit = path is not None
+    file = Path(path) if explicit else Path(CONFIG_FILE)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"{file}: config file not found")
+        return Config()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    try:
+        return Config.model_validate({**data, "path": str(file)})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}") from exc

@@ -1,0 +1,460 @@
+"""taxlens' own CSV format, and any other CSV read through a column-mapping TOML.
+
+The canonical columns (first six required, header names case-insensitive, any order)::
+
+    date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id
+
+This is the high-volume path: rows are located with a vectorised scan (``csvscan``), read by
+polars as strings and normalised with polars expressions; there is no per-row Python. Bad
+values are found with the same expressions, and only the bad rows become messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from taxlens.errors import ConfigError, FileError, RowError
+from taxlens.ingest.base import Context, Extracted, Source
+from taxlens.ingest.csvscan import read_rows, scan_records
+from taxlens.ingest.frame import DECIMAL, SCHEMA, empty
+from taxlens.models import QUANTITY_ACTIONS, AssetClass
+from taxlens.money import SCALE
+
+CANONICAL = [
+    "date", "account", "symbol", "side", "quantity", "price",
+    "fee", "currency", "asset_class", "trade_id", "lot_id",
+]
+REQUIRED = CANONICAL[:6]
+
+_SIDES = {a.value: a.value for a in QUANTITY_ACTIONS}
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_CURRENCY = r"^[A-Z][A-Z0-9]{1,9}$"
+_DATE_HINT = "YYYY-MM-DD, optionally with a time and UTC offset such as 2025-03-14T15:30:00-04:00"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to read one CSV layout into the canonical columns.
+
+    The canonical format is ``Layout()``; a column-mapping TOML builds another (``load_mapping``).
+    """
+
+    name: str = "generic"
+    columns: dict[str, str] = field(default_factory=dict)  # canonical -> source header
+    constants: dict[str, str] = field(default_factory=dict)  # canonical -> fixed value
+    date_format: str | None = None  # strftime format; None means ISO 8601
+    sides: dict[str, str] = field(default_factory=lambda: dict(_SIDES))  # lower source -> action
+    ignored: dict[str, str] = field(default_factory=dict)  # lower source side -> reason
+    lenient_numbers: bool = False  # accept $, thousands separators and (negative) amounts
+    signed_quantity: bool = False  # a negative quantity turns a buy into a sell
+    delimiter: str = ","
+    skip_lines: int = 0
+    strict_columns: bool = True  # unknown columns are an error (a typo'd "fees" must not vanish)
+
+    def source_name(self, canonical: str) -> str:
+        """The header a canonical column is read from (for messages)."""
+        return self.columns.get(canonical, canonical)
+
+
+def load_mapping(path: str | Path) -> Layout:
+    """Read a column-mapping TOML (README: "Any other CSV") into a Layout.
+
+    Raises ConfigError naming the file and the problem.
+    """
+    name = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{name}: mapping file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+    known = {"name", "date_format", "delimiter", "skip_lines", "lenient_numbers",
+             "signed_quantity", "columns", "constants", "sides", "ignore"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{name}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(known))})")
+    columns = data.get("columns", {})
+    constants = {k: str(v) for k, v in data.get("constants", {}).items()}
+    for table, values in (("columns", columns), ("constants", constants)):
+        for key in values:
+            if key not in CANONICAL:
+                raise ConfigError(f"{name}: [{table}] {key!r} is not a taxlens column (expected one of {', '.join(CANONICAL)})")
+    sides = {str(k).strip().lower(): str(v).strip().lower() for k, v in data.get("sides", {}).items()}
+    for source_side, action in sides.items():
+        if action not in _SIDES:
+            raise ConfigError(f"{name}: [sides] {source_side!r} = {action!r} is not a taxlens side (expected {', '.join(sorted(_SIDES))})")
+    missing = [c for c in REQUIRED if c not in columns and c not in constants and not (c == "side" and data.get("signed_quantity"))]
+    if missing:
+        raise ConfigError(f"{name}: no column or constant for {', '.join(missing)}")
+    delimiter = data.get("delimiter", ",")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ConfigError(f"{name}: delimiter must be one character")
+    return Layout(
+        name=str(data.get("name", "mapped")),
+        columns={str(k): str(v) for k, v in columns.items()},
+        constants=constants,
+        date_format=data.get("date_format"),
+        sides={**_SIDES, **sides},
+        ignored={str(k).strip().lower(): str(v) for k, v in data.get("ignore", {}).items()},
+        lenient_numbers=bool(data.get("lenient_numbers", True)),
+        signed_quantity=bool(data.get("signed_quantity", False)),
+        delimiter=delimiter,
+        skip_lines=int(data.get("skip_lines", 0)),
+        strict_columns=False,
+    )
+
+
+class GenericCsv:
+    """The canonical taxlens CSV, or any CSV through a Layout."""
+
+    NAME: ClassVar[str] = "generic"
+    TITLE: ClassVar[str] = "taxlens generic CSV"
+    IDENTIFIED_BY: ClassVar[str] = "a header with date, account, symbol, side, quantity, price"
+    EXAMPLE: ClassVar[str] = (
+        "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n"
+        "2025-03-14T15:30:00-04:00,Alpaca,VTI,buy,10,250.12,0.35,USD,etf,T-1001,"
+    )
+    ACTIONS: ClassVar[dict[str, str]] = dict(_SIDES)
+    IGNORED: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, layout: Layout | None = None) -> None:
+        self.layout = layout or Layout()
+
+    def identify(self, source: Source) -> bool:
+        lines = source.head_lines(1)
+        if not lines:
+            return False
+        header = {h.strip().lower() for h in next(csv.reader([lines[0]]))}
+        return set(REQUIRED) <= header
+
+    def extract(self, source: Source, context: Context) -> Extracted:
+        raw, header_line, errors = _read_strings(source, self.layout)
+        rows_read = raw.height
+        frame, row_errors, ignored = normalize(raw, self.layout, source.name, context)
+        errors.extend(row_errors)
+        errors.sort(key=lambda e: e.line)
+        return Extracted(trades=frame, errors=errors, rows_read=rows_read, ignored=ignored)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _header(source: Source, layout: Layout) -> tuple[int, list[str], int]:
+    """Return (line number, header fields, byte offset of the line after the header)."""
+    data = source.data
+    offset, line = 0, 1
+    skipped = 0
+    while offset < len(data):
+        end = data.find(b"\n", offset)
+        end = len(data) if end < 0 else end
+        text = data[offset:end].decode("utf-8").strip()
+        if skipped >= layout.skip_lines and text:
+            fields = next(csv.reader([text], delimiter=layout.delimiter))
+            return line, [f.strip() for f in fields], end + 1
+        skipped += 1
+        offset, line = end + 1, line + 1
+    raise FileError(source.name, "has no header line")
+
+
+def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, int, list[RowError]]:
+    """Read the data rows as strings under canonical column names, plus ``line``.
+
+    Returns the frame, the header's line number and the errors found while reading (rows with
+    the wrong number of fields). Raises FileError for a bad header.
+    """
+    header_line, header, body = _header(source, layout)
+    lowered = [h.lower() for h in header]
+    dupes = sorted({h for h in lowered if lowered.count(h) > 1 and h})
+    if dupes:
+        raise FileError(source.name, f"duplicate column {dupes[0]!r} in the header", header_line)
+    if layout.columns:
+        wanted = {canon: src.lower() for canon, src in layout.columns.items()}
+    else:
+        wanted = {c: c for c in CANONICAL}
+        unknown = [h for h in header if h.lower() not in CANONICAL]
+        if unknown and layout.strict_columns:
+            raise FileError(
+                source.name,
+                f"unknown column {unknown[0]!r} (expected {', '.join(CANONICAL)})",
+                header_line,
+            )
+    missing = [
+        layout.source_name(c) for c in REQUIRED
+        if c not in layout.constants and wanted.get(c) not in lowered
+        and not (c == "side" and layout.signed_quantity)
+    ]
+    if missing:
+        raise FileError(
+            source.name,
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
+            f"(found {', '.join(repr(h) for h in header)})",
+            header_line,
+        )
+    index = {canon: lowered.index(src) for canon, src in wanted.items() if src in lowered}
+    errors: list[RowError] = []
+    frame = None
+    if layout.delimiter == "," and header_line == 1 and layout.skip_lines == 0:
+        frame = _read_fast(source, header, index, errors)
+    if frame is None:
+        errors.clear()
+        frame = _read_slow(source, layout, header, header_line, index, errors)
+    return frame, header_line, errors
+
+
+def _read_fast(source: Source, header: list[str], index: dict[str, int], errors: list[RowError]) -> pl.DataFrame | None:
+    scan = scan_records(source.data)
+    if scan is None or scan.fields[0] != len(header):
+        return None
+    try:
+        df = pl.read_csv(
+            source.data,
+            has_header=False,
+            skip_rows=1,
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            new_columns=[f"c{i}" for i in range(len(header))],
+            quote_char='"',
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+    lines, fields = scan.lines[1:], scan.fields[1:]
+    if df.height != len(lines):
+        return None
+    df = df.select(pl.col(f"c{i}").alias(canon) for canon, i in index.items())
+    df = df.with_columns(pl.Series("line", lines), pl.Series("_fields", fields))
+    ragged = df.filter(pl.col("_fields") != len(header))
+    for line, n in ragged.select("line", "_fields").iter_rows():
+        errors.append(RowError(source.name, line, f"row has {n} fields (expected {len(header)}, as in the header)"))
+    return df.filter(pl.col("_fields") == len(header)).drop("_fields")
+
+
+def _read_slow(
+    source: Source, layout: Layout, header: list[str], header_line: int,
+    index: dict[str, int], errors: list[RowError],
+) -> pl.DataFrame:
+    text = source.text
+    # Skip to the line after the header, keeping physical line numbers.
+    lines_after = text.split("\n", header_line)
+    body = lines_after[-1] if len(lines_after) > header_line else ""
+    columns: dict[str, list[str | None]] = {canon: [] for canon in index}
+    line_numbers: list[int] = []
+    for line, row in read_rows(body, delimiter=layout.delimiter, first_line=header_line + 1):
+        if len(row) != len(header):
+            errors.append(RowError(source.name, line, f"row has {len(row)} fields (expected {len(header)}, as in the header)"))
+            continue
+        line_numbers.append(line)
+        for canon, i in index.items():
+            columns[canon].append(row[i] if row[i] != "" else None)
+    data = {canon: pl.Series(canon, values, dtype=pl.String) for canon, values in columns.items()}
+    data["line"] = pl.Series("line", line_numbers, dtype=pl.Int64)
+    return pl.DataFrame(data)
+
+
+# -- normalising -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Check:
+    column: str  # canonical column whose raw value is quoted
+    bad: pl.Expr
+    problem: str
+
+
+def _text(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars()
+
+
+def _number_text(col: str, lenient: bool) -> pl.Expr:
+    e = _text(col)
+    if lenient:
+        e = e.str.replace_all(r"[$€£,\s]", "")
+        e = pl.when(e.str.starts_with("(") & e.str.ends_with(")")).then(
+            pl.lit("-") + e.str.strip_chars("()")
+        ).otherwise(e)
+        e = e.str.replace(r"^-\+|^\+-", "-").str.replace(r"^--", "")
+    return e
+
+
+def normalize(raw: pl.DataFrame, layout: Layout, path: str, context: Context) -> tuple[pl.DataFrame, list[RowError], Counter[str]]:
+    """Turn string columns (canonical names, plus ``line``) into the normalized frame.
+
+    Returns the frame of good rows, one RowError per bad value, and the count of rows whose
+    side is ignored on purpose.
+    """
+    tz = context.timezone.key
+    for canon in CANONICAL:
+        if canon not in raw.columns:
+            raw = raw.with_columns(pl.lit(layout.constants.get(canon), dtype=pl.String).alias(canon))
+    if context.account is not None:
+        raw = raw.with_columns(pl.lit(context.account).alias("account"))
+
+    side_text = _text("side").str.to_lowercase()
+    ignored_mask = side_text.is_in(list(layout.ignored)) if layout.ignored else pl.lit(False)
+    ignored_counts: Counter[str] = Counter()
+    if layout.ignored:
+        skipped = raw.filter(ignored_mask).select(side_text.alias("s")).get_column("s")
+        ignored_counts.update(skipped.to_list())
+        raw = raw.filter(~ignored_mask)
+
+    qty_text = _number_text("quantity", layout.lenient_numbers)
+    price_text = _number_text("price", layout.lenient_numbers)
+    fee_text = _number_text("fee", layout.lenient_numbers)
+    num_hint = "such as 10 or 0.5"
+
+    work = raw.with_columns(
+        _text("account").alias("_account"),
+        _text("symbol").alias("_symbol"),
+        side_text.replace_strict(layout.sides, default=None, return_dtype=pl.String).alias("_action"),
+        qty_text.alias("_qty_t"),
+        price_text.alias("_price_t"),
+        fee_text.alias("_fee_t"),
+        _text("currency").str.to_uppercase().fill_null("USD").alias("_currency"),
+        _text("asset_class").str.to_lowercase().fill_null("equity").alias("_asset_class"),
+        _date_exprs(layout, tz),
+    ).unnest("_when")
+    work = work.with_columns(
+        pl.col("_qty_t").cast(DECIMAL, strict=False).alias("_qty"),
+        pl.col("_price_t").cast(DECIMAL, strict=False).alias("_price"),
+        pl.col("_fee_t").cast(DECIMAL, strict=False).alias("_fee"),
+    )
+    if layout.signed_quantity:
+        negative = pl.col("_qty") < 0
+        flip = {"buy": "sell", "sell": "buy"}
+        work = work.with_columns(
+            pl.when(negative).then(pl.col("_action").fill_null("buy").replace(flip)).otherwise(pl.col("_action").fill_null("buy")).alias("_action"),
+            pl.col("_qty").abs().alias("_qty"),
+        )
+    if layout.lenient_numbers:
+        work = work.with_columns(pl.col("_fee").abs())
+
+    def number_checks(col: str, text: str, value: str, *, positive: bool, required: bool, exact: bool, hint: str) -> list[_Check]:
+        present = pl.col(text).is_not_null() & (pl.col(text) != "")
+        checks = []
+        if required:
+            checks.append(_Check(col, ~present, f"is missing (expected a number {hint})"))
+        not_number = present & ~pl.col(text).str.contains(_NUMBER)
+        checks.append(_Check(col, not_number, f"is not a number (expected a number {hint})"))
+        numeric = present & pl.col(text).str.contains(_NUMBER)
+        checks.append(_Check(col, numeric & pl.col(value).is_null(), "is too large (expected at most 20 digits before the decimal point)"))
+        if exact:
+            checks.append(_Check(col, numeric & pl.col(text).str.contains(rf"\.\d{{{SCALE + 1},}}"), f"has more than {SCALE} decimal places (expected at most {SCALE})"))
+        if positive:
+            checks.append(_Check(col, pl.col(value) <= 0, "is not positive (expected a positive number; the side gives the direction)"))
+        else:
+            checks.append(_Check(col, pl.col(value) < 0, "is negative (expected 0 or more)"))
+        return checks
+
+    valid_classes = [a.value for a in AssetClass]
+    checks = [
+        _Check("date", pl.col("_date").is_null() & pl.col("_date_t").is_not_null(), f"is not a date (expected {_date_hint(layout)})"),
+        _Check("date", pl.col("_date_t").is_null(), f"is missing (expected {_date_hint(layout)})"),
+        _Check("account", pl.col("_account").is_null() | (pl.col("_account") == ""), "is missing (expected the account's name)"),
+        _Check("symbol", pl.col("_symbol").is_null() | (pl.col("_symbol") == ""), "is missing (expected a ticker or coin such as VTI or BTC)"),
+        _Check("side", pl.col("_action").is_null(), f"is not a known side (expected {_side_hint(layout)})"),
+        *number_checks("quantity", "_qty_t", "_qty", positive=True, required=True, exact=True, hint=num_hint),
+        *number_checks("price", "_price_t", "_price", positive=False, required=True, exact=False, hint="such as 187.40"),
+        *number_checks("fee", "_fee_t", "_fee", positive=False, required=False, exact=True, hint="such as 0.35"),
+        _Check("currency", ~pl.col("_currency").str.contains(_CURRENCY), "is not a currency code (expected e.g. USD, EUR or BTC)"),
+        _Check("asset_class", ~pl.col("_asset_class").is_in(valid_classes), f"is not an asset class (expected one of {', '.join(valid_classes)})"),
+    ]
+    if layout.signed_quantity:
+        # The sign was folded into the side; zero is still not a trade.
+        checks = [c for c in checks if not (c.column == "quantity" and c.problem.startswith("is not positive"))]
+        checks.append(_Check("quantity", pl.col("_qty") == 0, "is zero (expected a non-zero quantity)"))
+
+    bad_any = pl.lit(False)
+    errors: list[RowError] = []
+    for check in checks:
+        mask = check.bad.fill_null(False)
+        bad_any = bad_any | mask
+        hits = work.filter(mask).select("line", pl.col(check.column))
+        label = layout.source_name(check.column)
+        for line, value in hits.iter_rows():
+            shown = "" if value is None else value
+            errors.append(RowError(path, line, f"{label} {shown!r} {check.problem}"))
+
+    good = work.filter(~bad_any)
+    frame = good.select(
+        pl.col("line").cast(pl.Int64),
+        pl.col("_account").alias("account"),
+        pl.col("_symbol").alias("symbol"),
+        pl.col("_asset_class").alias("asset_class"),
+        pl.col("_action").alias("action"),
+        pl.col("_ts").alias("ts"),
+        pl.col("_date").alias("trade_date"),
+        pl.col("_qty").alias("quantity"),
+        pl.col("_price").alias("price"),
+        pl.col("_fee").fill_null(0).cast(DECIMAL).alias("fee"),
+        pl.col("_currency").alias("fee_currency"),
+        pl.col("_currency").alias("currency"),
+        pl.lit(None, dtype=DECIMAL).alias("amount"),
+        _text("trade_id").replace("", None).alias("broker_trade_id"),
+        pl.lit(None, dtype=pl.String).alias("order_id"),
+        _text("lot_id").replace("", None).alias("lot_id"),
+        pl.lit(None, dtype=pl.String).alias("note"),
+    )
+    frame = frame.cast(SCHEMA) if frame.height else empty()  # type: ignore[arg-type]
+    return frame, errors, ignored_counts
+
+
+def _date_hint(layout: Layout) -> str:
+    return f"a date like {layout.date_format}" if layout.date_format else _DATE_HINT
+
+
+def _side_hint(layout: Layout) -> str:
+    if layout.sides == _SIDES:
+        return "buy or sell"
+    extra = sorted(set(layout.sides) - set(_SIDES))
+    return ", ".join(extra + ["buy", "sell"]) + (
+        f"; ignored: {', '.join(sorted(layout.ignored))}" if layout.ignored else ""
+    )
+
+
+def _date_exprs(layout: Layout, tz: str) -> pl.Expr:
+    """A struct column ``_when`` with ``_date_t`` (raw text), ``_ts`` (UTC) and ``_date`` (tax date).
+
+    Times with an offset are instants; times without one are the taxpayer's local time; a bare
+    date is already a tax date.
+    """
+    raw = _text("date")
+    if layout.date_format:
+        fmt = layout.date_format
+        has_time = any(d in fmt for d in ("%H", "%I", "%M", "%S", "%T", "%R", "%c"))
+        has_zone = "%z" in fmt or "%:z" in fmt or "%#z" in fmt
+        if has_time and has_zone:
+            ts = raw.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        elif has_time:
+            ts = raw.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone(
+                tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+        else:
+            ts = pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+        date_only = raw.str.to_date(fmt, strict=False) if not has_time else pl.lit(None, dtype=pl.Date)
+    else:
+        norm = raw.str.replace("T", " ").str.replace(r"Z$", "+00:00")
+        with_offset = raw.str.contains(_ISO_DATETIME) & raw.str.contains(_OFFSET) & ~raw.str.contains(_ISO_DATE)
+        naive = raw.str.contains(_ISO_DATETIME) & ~with_offset
+        offset_ts = pl.coalesce(
+            norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC"),
+            norm.str.to_datetime("%Y-%m-%d %H:%M%#z", strict=False, time_unit="us", time_zone="UTC"),
+        )
+        naive_ts = pl.coalesce(
+            norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+            norm.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
+        ).dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+        ts = pl.when(with_offset).then(offset_ts).when(naive).then(naive_ts).otherwise(None)
+        date_only = pl.when(raw.str.contains(_ISO_DATE)).then(raw.str.to_date("%Y-%m-%d", strict=False)).otherwise(None)
+    tax_date = pl.coalesce(ts.dt.convert_time_zone(tz).dt.date(), date_only)
+    return pl.struct(raw.alias("_date_t"), ts.alias("_ts"), tax_date.alias("_date")).alias("_when")

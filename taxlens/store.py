@@ -1,0 +1,301 @@
+"""The DuckDB store: the only module that opens the database file.
+
+Schema and migrations live in ``taxlens/migrations/NNNN_name.sql`` and are applied in order on
+open, each recorded in ``_taxlens_migrations``. One transaction per imported file: a crash or a
+kill mid-import leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from taxlens.config import Config
+from taxlens.errors import StoreError
+
+DEFAULT_DB = "taxlens.duckdb"
+ENV_DB = "TAXLENS_DB"
+
+_MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+#: Normalized fields that make a trade's identity. Not the line number: it shifts when the
+#: user downloads a wider date range. Not the note: it is descriptive text. Decimals hash in
+#: their plain form (no trailing zeros) so a change of storage scale keeps the ids.
+_IDENTITY = """
+    concat_ws(chr(31), $adapter, account, symbol, asset_class, action,
+        coalesce(epoch_us(ts)::VARCHAR, ''), trade_date::VARCHAR,
+        {qty}, {price}, {fee}, fee_currency, currency, {amount},
+        coalesce(broker_trade_id, ''), coalesce(order_id, ''), coalesce(lot_id, ''))
+""".format(
+    **{
+        name: f"coalesce(rtrim(rtrim({name}::VARCHAR, '0'), '.'), '')"
+        for name in ("price", "fee", "amount")
+    },
+    qty="rtrim(rtrim(quantity::VARCHAR, '0'), '.')",
+)
+
+TRADE_COLUMNS = (
+    "trade_id, file_sha256, line, adapter, account, symbol, asset_class, action, ts, trade_date, "
+    "quantity, price, fee, fee_currency, currency, amount, broker_trade_id, order_id, lot_id, note"
+)
+
+
+def default_db_path() -> str:
+    """The database path: $TAXLENS_DB, else ./taxlens.duckdb."""
+    return os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """Return (version, name, sql) for every packaged migration, in order."""
+    found = []
+    for entry in resources.files("taxlens.migrations").iterdir():
+        if m := _MIGRATION.match(entry.name):
+            found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the store keeps about one imported file."""
+
+    sha256: str
+    path: str
+    adapter: str
+    rows_read: int
+    trades: int
+    ignored: int
+    bad_rows: int
+
+
+class Store:
+    """An open taxlens database. Use as a context manager, or call ``close()``.
+
+    ``path`` may be ``":memory:"`` for a throwaway store (tests). Read-only stores never migrate.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise StoreError(f"{self.path}: no taxlens database here yet (run `taxlens ingest`)")
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+        # Timestamps render in UTC whatever the machine's zone; tax dates are computed apart.
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._migrate()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The highest migration applied, 0 for an empty database."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = '_taxlens_migrations'"
+        ).fetchall()[0][0]
+        if not exists:
+            return 0
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM _taxlens_migrations").fetchall()[0][0]
+
+    def _migrate(self) -> None:
+        known = migrations()
+        current = self.schema_version()
+        latest = known[-1][0]
+        if current > latest:
+            raise StoreError(
+                f"{self.path}: database schema version {current} is newer than this taxlens "
+                f"understands ({latest}); upgrade taxlens"
+            )
+        pending = [m for m in known if m[0] > current]
+        if not pending:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"{self.path}: database schema version {current} needs migrating to {latest}; "
+                "run any writing command (e.g. `taxlens ingest`) first"
+            )
+        for version, name, sql in pending:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                self.con.execute(
+                    "CREATE TABLE IF NOT EXISTS _taxlens_migrations "
+                    "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                self.con.execute(sql)
+                self.con.execute(
+                    "INSERT INTO _taxlens_migrations VALUES (?, ?, ?)",
+                    [version, name, dt.datetime.now(dt.UTC)],
+                )
+                self.con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self.con.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: migration {version} ({name}) failed: {exc}") from exc
+
+    # -- files ------------------------------------------------------------------------------
+
+    def imported_file(self, sha256: str) -> str | None:
+        """The path a file with these bytes was first imported from, or None."""
+        rows = self.con.execute("SELECT path FROM files WHERE sha256 = ?", [sha256]).fetchall()
+        return rows[0][0] if rows else None
+
+    def import_trades(self, record: FileRecord, trades: pl.DataFrame, config: Config) -> int:
+        """Insert one file's normalized trades and its record in one transaction.
+
+        ``trades`` has the columns of ``taxlens.ingest.frame.SCHEMA``. Returns how many trades
+        were new: a trade whose id is already stored (same fields, same occurrence among
+        identical rows of its file) is skipped, so re-imports and overlapping exports add
+        nothing while two identical fills in one file stay two trades.
+        """
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("incoming", trades)
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE keyed AS
+                WITH h AS (SELECT *, md5({_IDENTITY}) AS h FROM incoming)
+                SELECT md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY line)) AS trade_id,
+                       $sha AS file_sha256, line, $adapter AS adapter, account, symbol,
+                       asset_class, action, ts, trade_date, quantity, price, fee, fee_currency,
+                       currency, amount, broker_trade_id, order_id, lot_id, note
+                FROM h
+                """,
+                {"adapter": record.adapter, "sha": record.sha256},
+            )
+            con.unregister("incoming")
+            inserted = con.execute(
+                f"""
+                INSERT INTO trades ({TRADE_COLUMNS})
+                SELECT {TRADE_COLUMNS} FROM keyed k
+                WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
+                """
+            ).fetchall()[0][0]
+            con.execute("DROP TABLE keyed")
+            con.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    record.sha256, record.path, record.adapter, record.rows_read, record.trades,
+                    inserted, record.ignored, record.bad_rows, dt.datetime.now(dt.UTC),
+                ],
+            )
+            accounts = trades.get_column("account").unique().sort().to_list()
+            self._upsert_accounts(accounts, record.adapter, config)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(inserted)
+
+    def _upsert_accounts(self, names: list[str], adapter: str, config: Config) -> None:
+        for name in names:
+            settings = config.account(name)
+            self.con.execute(
+                """
+                INSERT INTO accounts VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (account) DO UPDATE SET type = excluded.type, owner = excluded.owner,
+                    configured = excluded.configured
+                """,
+                [name, settings.type.value, settings.owner, name in config.accounts, adapter],
+            )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def trades(
+        self,
+        *,
+        account: str | None = None,
+        symbol: str | None = None,
+        year: int | None = None,
+    ) -> pl.DataFrame:
+        """Stored trades in (trade_date, ts, source) order, optionally filtered; a polars frame
+        with the columns of the ``trade_list`` view."""
+        where, params = [], []
+        for column, value in (("account", account), ("symbol", symbol)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if year is not None:
+            where.append("year(trade_date) = ?")
+            params.append(year)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self._frame(
+            f"SELECT * FROM trade_list {clause} ORDER BY trade_date, ts NULLS FIRST, source, trade_id",
+            params,
+        )
+
+    def accounts(self, config: Config) -> pl.DataFrame:
+        """Every account seen in the data, plus any configured but not yet seen, with its type,
+        owner, whether taxlens.toml lists it, and its trade count."""
+        seen = self._frame(
+            """
+            SELECT a.account, a.first_adapter AS adapter, count(t.trade_id) AS trades,
+                   min(t.trade_date) AS first_date, max(t.trade_date) AS last_date
+            FROM accounts a LEFT JOIN trades t USING (account)
+            GROUP BY ALL ORDER BY a.account
+            """
+        )
+        names = sorted(set(seen.get_column("account").to_list()) | set(config.accounts))
+        rows = []
+        by_name = {r["account"]: r for r in seen.iter_rows(named=True)}
+        for name in names:
+            settings = config.account(name)
+            row = by_name.get(name, {})
+            rows.append(
+                {
+                    "account": name,
+                    "type": settings.type.value,
+                    "owner": settings.owner,
+                    "configured": name in config.accounts,
+                    "adapter": row.get("adapter"),
+                    "trades": row.get("trades", 0),
+                    "first_date": row.get("first_date"),
+                    "last_date": row.get("last_date"),
+                }
+            )
+        return pl.DataFrame(
+            rows,
+            schema={
+                "account": pl.String, "type": pl.String, "owner": pl.String,
+                "configured": pl.Boolean, "adapter": pl.String, "trades": pl.Int64,
+                "first_date": pl.Date, "last_date": pl.Date,
+            },
+        )
+
+    def files(self) -> pl.DataFrame:
+        """The import log, oldest first."""
+        return self._frame("SELECT * FROM files ORDER BY imported_at, path")
+
+    def summary(self, sha256s: list[str]) -> pl.DataFrame:
+        """Trades per account, symbol and action from the given files (the ingest summary)."""
+        return self._frame(
+            """
+            SELECT account, symbol,
+                   count(*) FILTER (WHERE action IN ('buy', 'reinvest', 'buy_to_cover')) AS buys,
+                   count(*) FILTER (WHERE action IN ('sell', 'sell_short')) AS sells,
+                   count(*) FILTER (WHERE action NOT IN ('buy', 'reinvest', 'buy_to_cover', 'sell', 'sell_short')) AS other,
+                   count(*) AS events, min(trade_date) AS first_date, max(trade_date) AS last_date
+            FROM trades WHERE list_contains(?, file_sha256)
+            GROUP BY ALL ORDER BY account, symbol
+            """,
+            [sha256s],
+        )
+
+    def _frame(self, sql: str, params: list[object] | None = None) -> pl.DataFrame:
+        """Run a query and return its rows as a polars frame (Decimal columns kept exact)."""
+        return pl.DataFrame(pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table()))
