@@ -27,19 +27,15 @@ _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
 #: Normalized fields that make a trade's identity. Not the line number: it shifts when the
 #: user downloads a wider date range. Not the note: it is descriptive text. Decimals hash in
-#: their plain form (no trailing zeros) so a change of storage scale keeps the ids.
+#: their plain text (no trailing zeros, made by polars: DuckDB's DECIMAL→VARCHAR cast is 10x
+#: slower) so a change of storage scale keeps the ids.
+_DECIMALS = ("quantity", "price", "fee", "amount")
 _IDENTITY = """
     concat_ws(chr(31), $adapter, account, symbol, asset_class, action,
         coalesce(epoch_us(ts)::VARCHAR, ''), trade_date::VARCHAR,
-        {qty}, {price}, {fee}, fee_currency, currency, {amount},
+        _quantity, coalesce(_price, ''), _fee, fee_currency, currency, coalesce(_amount, ''),
         coalesce(broker_trade_id, ''), coalesce(order_id, ''), coalesce(lot_id, ''))
-""".format(
-    **{
-        name: f"coalesce(rtrim(rtrim({name}::VARCHAR, '0'), '.'), '')"
-        for name in ("price", "fee", "amount")
-    },
-    qty="rtrim(rtrim(quantity::VARCHAR, '0'), '.')",
-)
+"""
 
 TRADE_COLUMNS = (
     "trade_id, file_sha256, line, adapter, account, symbol, asset_class, action, ts, trade_date, "
@@ -163,30 +159,36 @@ class Store:
         nothing while two identical fills in one file stay two trades.
         """
         con = self.con
+        keyed = trades.with_columns(
+            pl.col(c).cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".").alias(f"_{c}")
+            for c in _DECIMALS
+        )
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("incoming", trades)
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE keyed AS
-                WITH h AS (SELECT *, md5({_IDENTITY}) AS h FROM incoming)
-                SELECT md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY line)) AS trade_id,
-                       $sha AS file_sha256, line, $adapter AS adapter, account, symbol,
-                       asset_class, action, ts, trade_date, quantity, price, fee, fee_currency,
-                       currency, amount, broker_trade_id, order_id, lot_id, note
-                FROM h
-                """,
-                {"adapter": record.adapter, "sha": record.sha256},
-            )
-            con.unregister("incoming")
+            con.register("incoming", keyed)
+            # The n-th of several identical rows in a file hashes with "#n": only rows that have
+            # a twin pay for the numbering window.
             inserted = con.execute(
                 f"""
                 INSERT INTO trades ({TRADE_COLUMNS})
-                SELECT {TRADE_COLUMNS} FROM keyed k
+                WITH h AS (SELECT * EXCLUDE ({", ".join("_" + c for c in _DECIMALS)}),
+                                  md5({_IDENTITY}) AS h FROM incoming),
+                twins AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
+                k AS (
+                    SELECT h AS trade_id, * FROM h WHERE h NOT IN (SELECT h FROM twins)
+                    UNION ALL
+                    SELECT md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY line)), *
+                    FROM h WHERE h IN (SELECT h FROM twins)
+                )
+                SELECT trade_id, $sha, line, $adapter, account, symbol, asset_class, action, ts,
+                       trade_date, quantity, price, fee, fee_currency, currency, amount,
+                       broker_trade_id, order_id, lot_id, note
+                FROM k
                 WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
-                """
+                """,
+                {"adapter": record.adapter, "sha": record.sha256},
             ).fetchall()[0][0]
-            con.execute("DROP TABLE keyed")
+            con.unregister("incoming")
             con.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

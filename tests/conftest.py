@@ -61,3 +61,24 @@ class Golden:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-golden")))
+
+
+@pytest.fixture
+def book():  # type: ignore[no-untyped-def]
+    """A fresh in-memory taxlens book with default settings."""
+    import taxlens
+
+    with taxlens.open_book(":memory:", taxlens.Config()) as b:
+        yield b
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    """Write a fixture file (dedented text, or raw bytes) and return its path."""
+    import textwrap
+
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path

@@ -28,36 +28,36 @@ class RecordScan:
 def scan_records(data: bytes) -> RecordScan | None:
     """Locate every record of a comma-separated, double-quoted UTF-8 file without parsing it.
 
-    A newline ends a record only outside quotes (an even number of quote characters before it:
-    escaped quotes ``""`` count twice, so they never change the parity). Returns None when the
-    file has something this scan doesn't model (blank lines, lone CR line ends, an unbalanced
-    quote), so the caller falls back to ``read_rows``.
+    A newline or comma is a separator only outside quotes (an even number of quote characters
+    before it: escaped quotes ``""`` count twice, so they never change the parity). Returns None
+    when the file has something this scan doesn't model (blank lines, an unbalanced quote), so
+    the caller falls back to ``read_rows``.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         return None
-    quotes = np.flatnonzero(buf == _QUOTE)
-    if quotes.size % 2:
-        return None
-    newlines = np.flatnonzero(buf == _NL)
-    crlf = np.count_nonzero(buf[newlines[newlines > 0] - 1] == _CR)
-    if np.count_nonzero(buf == _CR) != crlf:
-        return None
-    # Quote parity at each newline: the number of quotes before it.
-    quotes_before_nl = np.searchsorted(quotes, newlines)
-    ends = newlines[quotes_before_nl % 2 == 0]
+    all_newlines = newlines = np.flatnonzero(buf == _NL)
+    commas = np.flatnonzero(buf == _COMMA)
+    quoted = b'"' in data
+    if quoted:
+        quotes = np.flatnonzero(buf == _QUOTE)
+        if quotes.size % 2:
+            return None
+        newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
+    ends = newlines
     if ends.size == 0 or ends[-1] != buf.size - 1:
         ends = np.append(ends, buf.size)  # last record without a trailing newline
     starts = np.concatenate(([0], ends[:-1] + 1))
-    # A record is blank if it is empty or just "\r": this scan leaves those to read_rows.
     length = ends - starts
     if np.any((length == 0) | ((length == 1) & (buf[np.minimum(starts, buf.size - 1)] == _CR))):
         return None
-    lines = np.searchsorted(newlines, starts) + 1  # newlines before the start, plus one
-    commas = np.flatnonzero(buf == _COMMA)
-    outside = commas[np.searchsorted(quotes, commas) % 2 == 0]
-    per_record = np.searchsorted(outside, ends) - np.searchsorted(outside, starts)
-    return RecordScan(lines=lines.astype(np.int64), fields=(per_record + 1).astype(np.int64))
+    if quoted:
+        lines = np.searchsorted(all_newlines, starts) + 1  # newlines before the start, plus one
+    else:
+        lines = np.arange(1, starts.size + 1)
+    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    return RecordScan(lines=lines.astype(np.int64), fields=fields.astype(np.int64))
 
 
 def read_rows(text: str, *, delimiter: str = ",", first_line: int = 1) -> Iterator[tuple[int, list[str]]]:

@@ -12,6 +12,7 @@ values are found with the same expressions, and only the bad rows become message
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import tomllib
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
 from taxlens.errors import ConfigError, FileError, RowError
@@ -41,6 +43,7 @@ _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
 _OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _CURRENCY = r"^[A-Z][A-Z0-9]{1,9}$"
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 _DATE_HINT = "YYYY-MM-DD, optionally with a time and UTC offset such as 2025-03-14T15:30:00-04:00"
 
 
@@ -214,31 +217,35 @@ def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, int, li
 
 
 def _read_fast(source: Source, header: list[str], index: dict[str, int], errors: list[RowError]) -> pl.DataFrame | None:
-    scan = scan_records(source.data)
-    if scan is None or scan.fields[0] != len(header):
+    """polars' reader for a well-formed file; None sends the file to ``_read_slow``.
+
+    Well-formed: no blank lines, no lone CR, and every record has the header's field count
+    (polars raises a SchemaError otherwise). Records are lines unless the file has quotes, in
+    which case ``scan_records`` finds where each starts. ``errors`` is left empty: a file with
+    bad records takes the slow path, which names them.
+    """
+    data = source.data
+    if b"\n\n" in data or b"\n\r\n" in data or (b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):
         return None
     try:
         df = pl.read_csv(
-            source.data,
+            data,
             has_header=False,
             skip_rows=1,
-            infer_schema=False,
-            truncate_ragged_lines=True,
-            new_columns=[f"c{i}" for i in range(len(header))],
+            schema={f"c{i}": pl.String for i in range(len(header))},
             quote_char='"',
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:
         return None
-    lines, fields = scan.lines[1:], scan.fields[1:]
-    if df.height != len(lines):
+    # polars pads a record with too few fields; the scan counts them so none slips through.
+    scan = scan_records(data)
+    if scan is None or len(scan.lines) != df.height + 1 or np.any(scan.fields != len(header)):
         return None
-    df = df.select(pl.col(f"c{i}").alias(canon) for canon, i in index.items())
-    df = df.with_columns(pl.Series("line", lines), pl.Series("_fields", fields))
-    ragged = df.filter(pl.col("_fields") != len(header))
-    for line, n in ragged.select("line", "_fields").iter_rows():
-        errors.append(RowError(source.name, line, f"row has {n} fields (expected {len(header)}, as in the header)"))
-    return df.filter(pl.col("_fields") == len(header)).drop("_fields")
+    lines = scan.lines[1:]
+    return df.select(pl.col(f"c{i}").alias(canon) for canon, i in index.items()).with_columns(
+        pl.Series("line", lines)
+    )
 
 
 def _read_slow(
@@ -268,8 +275,8 @@ def _read_slow(
 
 @dataclass
 class _Check:
-    column: str  # canonical column whose raw value is quoted
-    bad: pl.Expr
+    column: str  # canonical column whose raw value is quoted in the message
+    bad: pl.Expr  # true on rows with this problem
     problem: str
 
 
@@ -288,11 +295,34 @@ def _number_text(col: str, lenient: bool) -> pl.Expr:
     return e
 
 
+def _number_checks(col: str, *, positive: bool, required: bool, exact: bool, hint: str) -> list[_Check]:
+    text, value = pl.col(f"_{col}_t"), pl.col(f"_{col}")
+    present = text.is_not_null() & (text != "")
+    checks = []
+    if required:
+        checks.append(_Check(col, ~present, f"is missing (expected a number {hint})"))
+    # The cast is null for non-numbers and for numbers too large to store; the regex (run on
+    # the failures only, by polars' filter pushdown in the message pass) tells which.
+    failed = present & value.is_null()
+    checks.append(_Check(col, failed & ~text.str.contains(_NUMBER), f"is not a number (expected a number {hint})"))
+    checks.append(_Check(col, failed & text.str.contains(_NUMBER), "is too large (expected at most 20 digits before the decimal point)"))
+    if exact:
+        # polars' cast rounds extra decimals silently; a quantity must never be rounded.
+        checks.append(_Check(col, value.is_not_null() & text.str.contains(rf"\.\d{{{SCALE + 1},}}"),
+                             f"has more than {SCALE} decimal places (expected at most {SCALE})"))
+    if positive:
+        checks.append(_Check(col, value <= 0, "is not positive (expected a positive number; the side gives the direction)"))
+    else:
+        checks.append(_Check(col, value < 0, "is negative (expected 0 or more)"))
+    return checks
+
+
 def normalize(raw: pl.DataFrame, layout: Layout, path: str, context: Context) -> tuple[pl.DataFrame, list[RowError], Counter[str]]:
     """Turn string columns (canonical names, plus ``line``) into the normalized frame.
 
-    Returns the frame of good rows, one RowError per bad value, and the count of rows whose
-    side is ignored on purpose.
+    Returns the frame of good rows, one RowError per bad value (a row can have several), and
+    the count of rows whose side is ignored on purpose. Every check is one column of booleans
+    computed in the same pass; only rows that fail one are turned into messages.
     """
     tz = context.timezone.key
     for canon in CANONICAL:
@@ -301,92 +331,71 @@ def normalize(raw: pl.DataFrame, layout: Layout, path: str, context: Context) ->
     if context.account is not None:
         raw = raw.with_columns(pl.lit(context.account).alias("account"))
 
-    side_text = _text("side").str.to_lowercase()
-    ignored_mask = side_text.is_in(list(layout.ignored)) if layout.ignored else pl.lit(False)
     ignored_counts: Counter[str] = Counter()
     if layout.ignored:
-        skipped = raw.filter(ignored_mask).select(side_text.alias("s")).get_column("s")
-        ignored_counts.update(skipped.to_list())
-        raw = raw.filter(~ignored_mask)
+        side_lower = _text("side").str.to_lowercase()
+        skipped = raw.filter(side_lower.is_in(list(layout.ignored)))
+        ignored_counts.update(skipped.select(side_lower).to_series().to_list())
+        raw = raw.filter(~side_lower.is_in(list(layout.ignored)).fill_null(False))
 
-    qty_text = _number_text("quantity", layout.lenient_numbers)
-    price_text = _number_text("price", layout.lenient_numbers)
-    fee_text = _number_text("fee", layout.lenient_numbers)
-    num_hint = "such as 10 or 0.5"
-
+    ts, tax_date = parse_dates(raw.get_column("date"), layout.date_format, tz)
     work = raw.with_columns(
+        ts.alias("_ts"),
+        tax_date.alias("_date"),
         _text("account").alias("_account"),
         _text("symbol").alias("_symbol"),
-        side_text.replace_strict(layout.sides, default=None, return_dtype=pl.String).alias("_action"),
-        qty_text.alias("_qty_t"),
-        price_text.alias("_price_t"),
-        fee_text.alias("_fee_t"),
+        _text("side").str.to_lowercase().replace_strict(layout.sides, default=None, return_dtype=pl.String).alias("_action"),
+        _number_text("quantity", layout.lenient_numbers).alias("_quantity_t"),
+        _number_text("price", layout.lenient_numbers).alias("_price_t"),
+        _number_text("fee", layout.lenient_numbers).alias("_fee_t"),
         _text("currency").str.to_uppercase().fill_null("USD").alias("_currency"),
         _text("asset_class").str.to_lowercase().fill_null("equity").alias("_asset_class"),
-        _date_exprs(layout, tz),
-    ).unnest("_when")
-    work = work.with_columns(
-        pl.col("_qty_t").cast(DECIMAL, strict=False).alias("_qty"),
-        pl.col("_price_t").cast(DECIMAL, strict=False).alias("_price"),
-        pl.col("_fee_t").cast(DECIMAL, strict=False).alias("_fee"),
+    ).with_columns(
+        pl.col(f"_{c}_t").cast(DECIMAL, strict=False).alias(f"_{c}") for c in ("quantity", "price", "fee")
     )
     if layout.signed_quantity:
-        negative = pl.col("_qty") < 0
-        flip = {"buy": "sell", "sell": "buy"}
+        negative = pl.col("_quantity") < 0
+        action = pl.col("_action").fill_null("buy")
         work = work.with_columns(
-            pl.when(negative).then(pl.col("_action").fill_null("buy").replace(flip)).otherwise(pl.col("_action").fill_null("buy")).alias("_action"),
-            pl.col("_qty").abs().alias("_qty"),
+            pl.when(negative).then(action.replace({"buy": "sell", "sell": "buy"})).otherwise(action).alias("_action"),
+            pl.col("_quantity").abs(),
         )
     if layout.lenient_numbers:
         work = work.with_columns(pl.col("_fee").abs())
 
-    def number_checks(col: str, text: str, value: str, *, positive: bool, required: bool, exact: bool, hint: str) -> list[_Check]:
-        present = pl.col(text).is_not_null() & (pl.col(text) != "")
-        checks = []
-        if required:
-            checks.append(_Check(col, ~present, f"is missing (expected a number {hint})"))
-        not_number = present & ~pl.col(text).str.contains(_NUMBER)
-        checks.append(_Check(col, not_number, f"is not a number (expected a number {hint})"))
-        numeric = present & pl.col(text).str.contains(_NUMBER)
-        checks.append(_Check(col, numeric & pl.col(value).is_null(), "is too large (expected at most 20 digits before the decimal point)"))
-        if exact:
-            checks.append(_Check(col, numeric & pl.col(text).str.contains(rf"\.\d{{{SCALE + 1},}}"), f"has more than {SCALE} decimal places (expected at most {SCALE})"))
-        if positive:
-            checks.append(_Check(col, pl.col(value) <= 0, "is not positive (expected a positive number; the side gives the direction)"))
-        else:
-            checks.append(_Check(col, pl.col(value) < 0, "is negative (expected 0 or more)"))
-        return checks
-
     valid_classes = [a.value for a in AssetClass]
+    missing = lambda c: pl.col(c).is_null() | (pl.col(c) == "")  # noqa: E731
     checks = [
-        _Check("date", pl.col("_date").is_null() & pl.col("_date_t").is_not_null(), f"is not a date (expected {_date_hint(layout)})"),
-        _Check("date", pl.col("_date_t").is_null(), f"is missing (expected {_date_hint(layout)})"),
-        _Check("account", pl.col("_account").is_null() | (pl.col("_account") == ""), "is missing (expected the account's name)"),
-        _Check("symbol", pl.col("_symbol").is_null() | (pl.col("_symbol") == ""), "is missing (expected a ticker or coin such as VTI or BTC)"),
+        _Check("date", missing("date"), f"is missing (expected {_date_hint(layout)})"),
+        _Check("date", ~missing("date") & pl.col("_date").is_null(), f"is not a date (expected {_date_hint(layout)})"),
+        _Check("date", (pl.col("_date") < _EARLIEST) | (pl.col("_date") > _LATEST),
+               "is not a plausible trade date (expected a year from 1900 to 2100)"),
+        _Check("account", missing("_account"), "is missing (expected the account's name)"),
+        _Check("symbol", missing("_symbol"), "is missing (expected a ticker or coin such as VTI or BTC)"),
         _Check("side", pl.col("_action").is_null(), f"is not a known side (expected {_side_hint(layout)})"),
-        *number_checks("quantity", "_qty_t", "_qty", positive=True, required=True, exact=True, hint=num_hint),
-        *number_checks("price", "_price_t", "_price", positive=False, required=True, exact=False, hint="such as 187.40"),
-        *number_checks("fee", "_fee_t", "_fee", positive=False, required=False, exact=True, hint="such as 0.35"),
+        *_number_checks("quantity", positive=not layout.signed_quantity, required=True, exact=True, hint="such as 10 or 0.5"),
+        *_number_checks("price", positive=False, required=True, exact=False, hint="such as 187.40"),
+        *_number_checks("fee", positive=False, required=False, exact=True, hint="such as 0.35"),
         _Check("currency", ~pl.col("_currency").str.contains(_CURRENCY), "is not a currency code (expected e.g. USD, EUR or BTC)"),
         _Check("asset_class", ~pl.col("_asset_class").is_in(valid_classes), f"is not an asset class (expected one of {', '.join(valid_classes)})"),
     ]
     if layout.signed_quantity:
-        # The sign was folded into the side; zero is still not a trade.
-        checks = [c for c in checks if not (c.column == "quantity" and c.problem.startswith("is not positive"))]
-        checks.append(_Check("quantity", pl.col("_qty") == 0, "is zero (expected a non-zero quantity)"))
+        checks.append(_Check("quantity", pl.col("_quantity") == 0, "is zero (expected a non-zero quantity)"))
 
-    bad_any = pl.lit(False)
+    work = work.with_columns(
+        [c.bad.fill_null(False).alias(f"_bad{i}") for i, c in enumerate(checks)]
+    ).with_columns(pl.any_horizontal(f"_bad{i}" for i in range(len(checks))).alias("_bad"))
     errors: list[RowError] = []
-    for check in checks:
-        mask = check.bad.fill_null(False)
-        bad_any = bad_any | mask
-        hits = work.filter(mask).select("line", pl.col(check.column))
-        label = layout.source_name(check.column)
-        for line, value in hits.iter_rows():
-            shown = "" if value is None else value
-            errors.append(RowError(path, line, f"{label} {shown!r} {check.problem}"))
+    bad_rows = work.filter(pl.col("_bad"))
+    for row in bad_rows.iter_rows(named=True):
+        for i, check in enumerate(checks):
+            if row[f"_bad{i}"]:
+                value = row[check.column] or ""
+                errors.append(RowError(path, row["line"], f"{layout.source_name(check.column)} {value!r} {check.problem}"))
 
-    good = work.filter(~bad_any)
+    good = work.filter(~pl.col("_bad"))
+    if good.height == 0:
+        return empty(), errors, ignored_counts
     frame = good.select(
         pl.col("line").cast(pl.Int64),
         pl.col("_account").alias("account"),
@@ -395,7 +404,7 @@ def normalize(raw: pl.DataFrame, layout: Layout, path: str, context: Context) ->
         pl.col("_action").alias("action"),
         pl.col("_ts").alias("ts"),
         pl.col("_date").alias("trade_date"),
-        pl.col("_qty").alias("quantity"),
+        pl.col("_quantity").alias("quantity"),
         pl.col("_price").alias("price"),
         pl.col("_fee").fill_null(0).cast(DECIMAL).alias("fee"),
         pl.col("_currency").alias("fee_currency"),
@@ -406,8 +415,7 @@ def normalize(raw: pl.DataFrame, layout: Layout, path: str, context: Context) ->
         _text("lot_id").replace("", None).alias("lot_id"),
         pl.lit(None, dtype=pl.String).alias("note"),
     )
-    frame = frame.cast(SCHEMA) if frame.height else empty()  # type: ignore[arg-type]
-    return frame, errors, ignored_counts
+    return frame.cast(SCHEMA), errors, ignored_counts  # type: ignore[arg-type]
 
 
 def _date_hint(layout: Layout) -> str:
@@ -423,38 +431,66 @@ def _side_hint(layout: Layout) -> str:
     )
 
 
-def _date_exprs(layout: Layout, tz: str) -> pl.Expr:
-    """A struct column ``_when`` with ``_date_t`` (raw text), ``_ts`` (UTC) and ``_date`` (tax date).
+#: ISO 8601 forms (format, has offset, has time). chrono's %#z takes Z, +05, +0500 and +05:00.
+_ISO_FORMATS = tuple(
+    (fmt.replace(" ", sep), zone, time)
+    for fmt, zone, time in (
+        ("%Y-%m-%d %H:%M:%S%.f%#z", True, True),
+        ("%Y-%m-%d %H:%M%#z", True, True),
+        ("%Y-%m-%d %H:%M:%S%.f", False, True),
+        ("%Y-%m-%d %H:%M", False, True),
+    )
+    for sep in ("T", " ")
+) + (("%Y-%m-%d", False, False),)
+
+
+def parse_dates(raw: pl.Series, date_format: str | None, tz: str) -> tuple[pl.Series, pl.Series]:
+    """Parse a column of dates into (UTC instant, tax date in ``tz``).
 
     Times with an offset are instants; times without one are the taxpayer's local time; a bare
-    date is already a tax date.
+    date is already a tax date (its instant is null). Unparseable values are null in both.
+    Each format is tried only on the rows no earlier format parsed, starting with the format
+    of the first value, so a uniform column costs one parse.
     """
-    raw = _text("date")
-    if layout.date_format:
-        fmt = layout.date_format
-        has_time = any(d in fmt for d in ("%H", "%I", "%M", "%S", "%T", "%R", "%c"))
-        has_zone = "%z" in fmt or "%:z" in fmt or "%#z" in fmt
-        if has_time and has_zone:
-            ts = raw.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-        elif has_time:
-            ts = raw.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone(
-                tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-        else:
-            ts = pl.lit(None, dtype=pl.Datetime("us", "UTC"))
-        date_only = raw.str.to_date(fmt, strict=False) if not has_time else pl.lit(None, dtype=pl.Date)
+    text = raw.str.strip_chars()
+    if date_format:
+        has_time = any(d in date_format for d in ("%H", "%I", "%M", "%S", "%T", "%R", "%c", "%s"))
+        has_zone = any(z in date_format for z in ("%z", "%:z", "%#z"))
+        formats = [(date_format, has_zone, has_time)]
     else:
-        norm = raw.str.replace("T", " ").str.replace(r"Z$", "+00:00")
-        with_offset = raw.str.contains(_ISO_DATETIME) & raw.str.contains(_OFFSET) & ~raw.str.contains(_ISO_DATE)
-        naive = raw.str.contains(_ISO_DATETIME) & ~with_offset
-        offset_ts = pl.coalesce(
-            norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC"),
-            norm.str.to_datetime("%Y-%m-%d %H:%M%#z", strict=False, time_unit="us", time_zone="UTC"),
-        )
-        naive_ts = pl.coalesce(
-            norm.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
-            norm.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us"),
-        ).dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-        ts = pl.when(with_offset).then(offset_ts).when(naive).then(naive_ts).otherwise(None)
-        date_only = pl.when(raw.str.contains(_ISO_DATE)).then(raw.str.to_date("%Y-%m-%d", strict=False)).otherwise(None)
-    tax_date = pl.coalesce(ts.dt.convert_time_zone(tz).dt.date(), date_only)
-    return pl.struct(raw.alias("_date_t"), ts.alias("_ts"), tax_date.alias("_date")).alias("_when")
+        # chrono accepts 2025-1-2; ISO wants two-digit months and days.
+        text = text.zip_with(text.str.contains(r"^\d{4}-\d{2}-\d{2}"), pl.Series([None], dtype=pl.String))
+        formats = list(_ISO_FORMATS)
+        first = text.drop_nulls().head(1)
+        for i, (fmt, zone, has_time) in enumerate(formats):
+            if first.len() and _parse(first, fmt, zone, has_time, tz)[1].null_count() == 0:
+                formats.insert(0, formats.pop(i))
+                break
+    n = text.len()
+    ts = pl.repeat(None, n, dtype=pl.Datetime("us", "UTC"), eager=True)
+    dates = pl.repeat(None, n, dtype=pl.Date, eager=True)
+    todo: pl.Series | None = None  # row numbers still unparsed; None means all rows
+    for fmt, has_zone, has_time in formats:
+        sub = text if todo is None else text.gather(todo)
+        part_ts, part_date = _parse(sub, fmt, has_zone, has_time, tz)
+        if todo is None and part_date.null_count() == text.null_count():
+            return part_ts.alias("ts"), part_date.alias("date")
+        ok = part_date.is_not_null()
+        rows = pl.int_range(0, n, eager=True) if todo is None else todo
+        ts = ts.scatter(rows.filter(ok), part_ts.filter(ok))
+        dates = dates.scatter(rows.filter(ok), part_date.filter(ok))
+        todo = rows.filter(~ok & sub.is_not_null())
+        if todo.len() == 0:
+            break
+    return ts, dates
+
+
+def _parse(text: pl.Series, fmt: str, has_zone: bool, has_time: bool, tz: str) -> tuple[pl.Series, pl.Series]:
+    if has_time and has_zone:
+        ts = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+    elif has_time:
+        ts = text.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone(
+            tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    else:
+        return pl.Series([None] * text.len(), dtype=pl.Datetime("us", "UTC")), text.str.to_date(fmt, strict=False)
+    return ts, ts.dt.convert_time_zone(tz).dt.date()

@@ -1,0 +1,250 @@
+"""The `taxlens` command: a thin click layer over the library in ``taxlens.api``.
+
+Each command parses options, calls one library function and renders the result. Library errors
+(TaxlensError) become ``Error: ...`` on stderr and exit code 1; usage errors exit 2 (click).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from taxlens import __version__
+from taxlens.api import Book, FileResult, IngestReport
+from taxlens.errors import TaxlensError
+from taxlens.ingest import ADAPTERS
+from taxlens.report import listing
+from taxlens.store import DEFAULT_DB, ENV_DB
+
+FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(listing.FORMATS), default="table", show_default=True,
+    help="Output format.",
+)
+
+
+class Settings:
+    def __init__(self, db: str | None, config: str | None) -> None:
+        self.db = db
+        self.config = config
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for messages and tables; wide when writing to a file or pipe, where there is
+    no terminal width to fit and wrapped cells would only hurt."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", 160))
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+@contextmanager
+def _book(ctx: click.Context, *, read_only: bool = False) -> Iterator[Book]:
+    settings: Settings = ctx.obj
+    try:
+        book = Book(settings.db, settings.config, read_only=read_only)
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield book
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        book.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db", type=click.Path(dir_okay=False), envvar=ENV_DB, show_envvar=True,
+    help=f"DuckDB database file [default: ./{DEFAULT_DB}].",
+)
+@click.option(
+    "--config", type=click.Path(dir_okay=False), default=None,
+    help="Settings file [default: ./taxlens.toml when present].",
+)
+@click.version_option(__version__, prog_name="taxlens")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, config: str | None) -> None:
+    """Audit what automated trading costs in taxes and fees, from your broker exports.
+
+    Everything stays on this machine, in one DuckDB file you can query directly.
+
+    \b
+    Start with:
+      taxlens ingest ~/Downloads/*.csv      read exports (format detected from contents)
+      taxlens trades --year 2025            list what was imported
+      taxlens accounts                      check account types (IRA, taxable...)
+    """
+    ctx.obj = Settings(db, config)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", metavar="NAME", help="Read every file as this format (see `taxlens formats`).")
+@click.option("--mapping", type=click.Path(dir_okay=False), help="Read any other CSV through a column-mapping TOML.")
+@click.option("--account", help="Put the trades in this account (for exports that don't name one).")
+@click.option("--skip-bad-rows", is_flag=True, help="Import a file's good rows even if some rows are bad (still reports them, exits 1).")
+@click.option("--encoding", help="Text encoding of the files [default: UTF-8, with or without BOM].")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.pass_context
+def ingest(
+    ctx: click.Context, files: tuple[str, ...], fmt: str | None, mapping: str | None,
+    account: str | None, skip_bad_rows: bool, encoding: str | None, quiet: bool,
+) -> None:
+    """Import broker and platform exports into the database.
+
+    Each file is imported whole or not at all (one transaction). Importing a file again, or an
+    export whose dates overlap one already imported, adds nothing. A file with unreadable rows
+    imports nothing (unless --skip-bad-rows); every bad row is listed as FILE:LINE: problem.
+    """
+    out, err = _console(), _console(stderr=True)
+    with _book(ctx) as book, _progress(err, quiet or not err.is_terminal) as progress:
+        report = book.ingest(
+            files, format=fmt, mapping=mapping, account=account,
+            skip_bad_rows=skip_bad_rows, encoding=encoding, progress=progress,
+        )
+        summary = book.summary(report)
+        added = summary.get_column("account").unique().to_list()
+        unknown = book.accounts().filter(~pl.col("configured") & pl.col("account").is_in(added))
+    for result in report.files:
+        _print_file_result(result, out, err, quiet)
+    if not quiet and summary.height:
+        out.print(listing.table(summary, title="Trades added"))
+    if not quiet and unknown.height:
+        names = ", ".join(unknown.get_column("account").to_list())
+        out.print(f"Accounts not in taxlens.toml, treated as taxable: {names}")
+    if not report.ok:
+        raise click.ClickException(_failure_summary(report))
+
+
+def _print_file_result(result: FileResult, out: Console, err: Console, quiet: bool) -> None:
+    for error in result.errors:
+        err.print(str(error), markup=False)
+    if result.problem is not None:
+        err.print(f"{result.problem}", markup=False)
+        return
+    for warning in result.warnings:
+        err.print(f"{result.path}: warning: {warning}", markup=False)
+    if quiet:
+        return
+    if result.status == "already imported":
+        out.print(f"{result.path}: already imported, nothing added", markup=False)
+    elif result.status == "imported":
+        ignored = sum(result.ignored.values())
+        skipped = f", {len(result.errors)} bad rows skipped" if result.errors else ""
+        dupes = result.trades - result.inserted
+        out.print(
+            f"{result.path} ({result.adapter}): {result.rows_read} rows, {result.inserted} trades added"
+            + (f", {dupes} already stored" if dupes else "")
+            + (f", {ignored} ignored" if ignored else "")
+            + skipped,
+            markup=False,
+        )
+
+
+def _failure_summary(report: IngestReport) -> str:
+    failed = [f for f in report.files if not f.ok]
+    partial = [f for f in report.files if f.ok and f.errors]
+    parts = []
+    rows = sum(len(f.errors) for f in failed)
+    if failed:
+        parts.append(
+            f"{len(failed)} of {len(report.files)} files not imported"
+            + (f" ({rows} bad rows; fix them or pass --skip-bad-rows)" if rows else "")
+        )
+    if partial:
+        parts.append(f"{sum(len(f.errors) for f in partial)} bad rows skipped")
+    return "; ".join(parts)
+
+
+@contextmanager
+def _progress(console: Console, disabled: bool) -> Iterator[object]:
+    if disabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def update(index: int, total: int, path: str, stage: str) -> None:
+            bar.update(task, total=total, completed=index, description=f"{stage} {path}")
+
+        yield update
+
+
+@cli.command()
+@click.option("--account", help="Only this account.")
+@click.option("--symbol", help="Only this symbol.")
+@click.option("--year", type=int, help="Only trades whose tax date falls in this year.")
+@click.option("--limit", type=int, help="At most this many rows (the oldest first).")
+@FORMAT_OPTION
+@click.pass_context
+def trades(ctx: click.Context, account: str | None, symbol: str | None, year: int | None, limit: int | None, fmt: str) -> None:
+    """List imported trades and other events, oldest first."""
+    with _book(ctx, read_only=True) as book:
+        frame = book.trades(account=account, symbol=symbol, year=year)
+    if limit is not None:
+        frame = frame.head(limit)
+    if fmt == "table":
+        # The content hash is 32 characters; 12 identify a trade in any real book.
+        short_id = pl.when(pl.col("id") == pl.col("trade_id")).then(pl.col("id").str.head(12)).otherwise(pl.col("id"))
+        frame = frame.select(
+            "trade_date", "account", "symbol", "action", "quantity", "price", "fee", "amount",
+            short_id.alias("id"), "source",
+        )
+    listing.render(frame, fmt, sys.stdout, _console())
+
+
+@cli.command()
+@FORMAT_OPTION
+@click.pass_context
+def accounts(ctx: click.Context, fmt: str) -> None:
+    """List accounts: type and owner from taxlens.toml, trade counts from the data.
+
+    Accounts found in the data but not in taxlens.toml are taxable by default; add them under
+    [accounts."NAME"] with type = "roth_ira" (or traditional_ira, 401k, hsa) where they are not.
+    """
+    settings: Settings = ctx.obj
+    db = settings.db or os.environ.get(ENV_DB) or DEFAULT_DB
+    with _book(ctx, read_only=os.path.exists(db)) as book:
+        frame = book.accounts()
+    listing.render(frame, fmt, sys.stdout, _console())
+
+
+@cli.command()
+@FORMAT_OPTION
+def formats(fmt: str) -> None:
+    """List the export formats taxlens reads and how each is recognised."""
+    frame = pl.DataFrame(
+        [
+            {"format": a.NAME, "source": a.TITLE, "identified by": a.IDENTIFIED_BY}
+            for a in ADAPTERS.values()
+        ]
+    )
+    listing.render(frame, fmt, sys.stdout, _console())
+
+
+@cli.command()
+@FORMAT_OPTION
+@click.pass_context
+def files(ctx: click.Context, fmt: str) -> None:
+    """List the imported files: format, rows read, trades added, when."""
+    with _book(ctx, read_only=True) as book:
+        frame = book.files()
+    listing.render(frame, fmt, sys.stdout, _console())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="taxlens")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

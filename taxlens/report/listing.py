@@ -1,0 +1,81 @@
+"""Render any frame as a terminal table, CSV or JSON: the ``--format`` of listing commands.
+
+Decimals are written exactly in plain form (``0.38962051``, never ``3.8962051E-1``); JSON keeps
+them as strings so no reader turns them into floats. Output is deterministic for a given frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TextIO
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from taxlens.money import plain
+
+FORMATS = ("table", "csv", "json")
+
+
+def cell(value: object) -> str:
+    """One value as text: plain decimals, ISO dates, UTC timestamps with Z, '' for null."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return plain(value)
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").removesuffix(".000000")
+        return text + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _json_value(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return cell(value)
+
+
+def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(frame.columns)
+    for row in frame.iter_rows():
+        writer.writerow([cell(v) for v in row])
+
+
+def write_json(frame: pl.DataFrame, out: TextIO) -> None:
+    rows = [{k: _json_value(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
+    json.dump(rows, out, indent=2)
+    out.write("\n")
+
+
+def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | None = None) -> Table:
+    """A rich Table of the frame; numeric columns right-aligned."""
+    numeric = {
+        name for name, dtype in frame.schema.items()
+        if dtype.is_numeric() or isinstance(dtype, pl.Decimal)
+    } | (right or set())
+    t = Table(title=title, show_edge=False, header_style="bold")
+    for name in frame.columns:
+        t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
+    for row in frame.iter_rows():
+        t.add_row(*(cell(v) for v in row))
+    return t
+
+
+def render(frame: pl.DataFrame, fmt: str, out: TextIO, console: Console, title: str | None = None) -> None:
+    """Write ``frame`` in ``fmt`` (table, csv or json)."""
+    writers: dict[str, Callable[[], None]] = {
+        "table": lambda: console.print(table(frame, title)),
+        "csv": lambda: write_csv(frame, out),
+        "json": lambda: write_json(frame, out),
+    }
+    writers[fmt]()
