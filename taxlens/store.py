@@ -166,8 +166,9 @@ class Store:
         con.execute("BEGIN TRANSACTION")
         try:
             con.register("incoming", keyed)
-            # The n-th of several identical rows in a file hashes with "#n": only rows that have
-            # a twin pay for the numbering window.
+            # The n-th (n > 1) of several identical rows in a file hashes with "#n", so a later
+            # export holding only the first still matches it. Only rows with a twin pay for the
+            # numbering window.
             inserted = con.execute(
                 f"""
                 INSERT INTO trades ({TRADE_COLUMNS})
@@ -177,8 +178,9 @@ class Store:
                 k AS (
                     SELECT h AS trade_id, * FROM h WHERE h NOT IN (SELECT h FROM twins)
                     UNION ALL
-                    SELECT md5(h || '#' || row_number() OVER (PARTITION BY h ORDER BY line)), *
-                    FROM h WHERE h IN (SELECT h FROM twins)
+                    SELECT CASE WHEN n = 1 THEN h ELSE md5(h || '#' || n) END, * EXCLUDE (n)
+                    FROM (SELECT *, row_number() OVER (PARTITION BY h ORDER BY line) AS n
+                          FROM h WHERE h IN (SELECT h FROM twins))
                 )
                 SELECT trade_id, $sha, line, $adapter, account, symbol, asset_class, action, ts,
                        trade_date, quantity, price, fee, fee_currency, currency, amount,

@@ -1,0 +1,147 @@
+"""The store: idempotent imports, identical fills kept, migrations, one transaction per file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import taxlens
+from taxlens.errors import StoreError
+from taxlens.store import Store, migrations
+from tests.conftest import write
+
+HEADER = "date,account,symbol,side,quantity,price,fee\n"
+JAN = "2025-01-02,A,VTI,buy,10,250.50,0.35\n2025-01-15,A,VTI,sell,4,251,0\n"
+FEB = "2025-02-03,A,VTI,buy,1,240,0\n"
+
+
+def test_reimporting_a_file_adds_nothing(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, "jan.csv", HEADER + JAN)
+    first = book.ingest([path])
+    again = book.ingest([path])
+    assert (first.inserted, again.inserted) == (2, 0)
+    assert again.files[0].status == "already imported"
+    assert book.trades().height == 2
+
+
+def test_an_overlapping_wider_export_adds_only_the_new_trades(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    book.ingest([write(tmp_path, "jan.csv", HEADER + JAN)])
+    # A wider download: the same January rows on other lines, in another order, plus February.
+    wider = write(tmp_path, "jan-feb.csv", HEADER + FEB + JAN.splitlines()[1] + "\n" + JAN.splitlines()[0] + "\n")
+    report = book.ingest([wider])
+    assert report.inserted == 1
+    assert report.files[0].trades == 3
+    assert sorted(book.trades().get_column("trade_date").cast(str).to_list()) == ["2025-01-02", "2025-01-15", "2025-02-03"]
+
+
+def test_identical_fills_in_one_file_stay_two_trades(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    twice = "2025-01-02,A,VTI,buy,10,250.50,0.35\n" * 2
+    book.ingest([write(tmp_path, "fills.csv", HEADER + twice)])
+    assert book.trades().height == 2
+    # The same two fills inside a wider export are recognised, not added a third time.
+    book.ingest([write(tmp_path, "wider.csv", HEADER + FEB + twice)])
+    assert book.trades().height == 3
+    # A narrower export holding one of the two is the first of them, already stored.
+    book.ingest([write(tmp_path, "narrow.csv", HEADER + twice.splitlines()[0] + "\n")])
+    assert book.trades().height == 3
+
+
+def test_trade_ids_are_stable_content_hashes(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Changing the identity hash would duplicate every trade on the next import: pin it.
+
+    id = md5 of the normalized fields joined by U+001F (README, "Trade identity"); the n-th
+    identical row of a file (n > 1) is md5(id + "#n").
+    """
+    row = "2025-01-02,A,VTI,buy,10,250.50,0.35\n"
+    book.ingest([write(tmp_path, "two.csv", HEADER + row + row)])
+    fields = ["generic", "A", "VTI", "equity", "buy", "", "2025-01-02", "10", "250.5", "0.35", "USD", "USD", "", "", "", ""]
+    first = hashlib.md5("\x1f".join(fields).encode()).hexdigest()
+    second = hashlib.md5(f"{first}#2".encode()).hexdigest()
+    assert first == "5b8b50fae7d8822334d3e76bdded9b04"
+    assert book.trades().sort("source").get_column("trade_id").to_list() == [first, second]
+
+
+def test_a_file_with_bad_rows_imports_nothing_unless_asked(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, "bad.csv", HEADER + JAN + "2025-01-20,A,VTI,buy,1O,1,0\n")
+    report = book.ingest([path])
+    assert not report.ok and report.files[0].status == "failed"
+    assert [str(e) for e in report.files[0].errors] == [
+        f"{path}:4: quantity '1O' is not a number (expected a number such as 10 or 0.5)"
+    ]
+    assert book.trades().height == 0
+    skipped = book.ingest([path], skip_bad_rows=True)
+    assert skipped.inserted == 2 and not skipped.ok
+    assert book.files().get_column("bad_rows").to_list() == [1]
+
+
+def test_one_bad_file_does_not_stop_the_others(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report = book.ingest([tmp_path / "missing.csv", write(tmp_path, "jan.csv", HEADER + JAN)])
+    assert [f.status for f in report.files] == ["failed", "imported"]
+    assert str(report.files[0].problem) == f"{tmp_path / 'missing.csv'}: file not found"
+
+
+def test_a_failure_mid_import_leaves_the_database_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "t.duckdb"
+    with taxlens.open_book(db, taxlens.Config()) as book:
+        book.ingest([write(tmp_path, "jan.csv", HEADER + JAN)])
+
+        def boom(*args: object) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(Store, "_upsert_accounts", boom)
+        with pytest.raises(RuntimeError, match="disk full"):
+            book.ingest([write(tmp_path, "feb.csv", HEADER + FEB)])
+    with taxlens.open_book(db, taxlens.Config(), read_only=True) as book:
+        assert book.trades().height == 2
+        assert book.files().height == 1
+
+
+def test_migrations_are_recorded_and_a_newer_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    with Store(db) as store:
+        assert store.schema_version() == migrations()[-1][0]
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO _taxlens_migrations VALUES (999, 'future', now())")
+    con.close()
+    with pytest.raises(StoreError, match=r"database schema version 999 is newer than this taxlens understands \(1\); upgrade taxlens"):
+        Store(db)
+
+
+def test_read_only_needs_an_existing_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no taxlens database here yet \(run `taxlens ingest`\)"):
+        Store(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_decimal_columns_are_declared_exactly(book) -> None:  # type: ignore[no-untyped-def]
+    types = dict(book.store.con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'trades'"
+    ).fetchall())
+    assert {types[c] for c in ("quantity", "price", "fee", "amount")} == {"DECIMAL(38,18)"}
+
+
+def test_views_answer_direct_queries(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    book.ingest([write(tmp_path, "jan.csv", HEADER + JAN)])
+    con = book.store.con
+    assert con.execute("SELECT account, symbol, quantity::VARCHAR FROM positions").fetchall() == [
+        ("A", "VTI", "6.000000000000000000")
+    ]
+    assert con.execute("SELECT source, account_type FROM trade_list ORDER BY source").fetchall() == [
+        (f"{tmp_path / 'jan.csv'}:2", "taxable"), (f"{tmp_path / 'jan.csv'}:3", "taxable"),
+    ]
+
+
+def test_accounts_take_type_and_owner_from_the_config(tmp_path: Path) -> None:
+    config = write(tmp_path, "taxlens.toml", """
+        [accounts."IRA"]
+        type = "roth_ira"
+        owner = "sam"
+    """)
+    with taxlens.open_book(":memory:", config) as book:
+        book.ingest([write(tmp_path, "t.csv", HEADER + "2025-01-02,IRA,VTI,buy,1,1,0\n2025-01-02,Taxable,VTI,buy,1,1,0\n")])
+        assert book.accounts().select("account", "type", "owner", "configured", "trades").rows() == [
+            ("IRA", "roth_ira", "sam", True, 1),
+            ("Taxable", "taxable", "self", False, 1),
+        ]
