@@ -85,7 +85,7 @@ def cli(ctx: click.Context, db: str | None, config: str | None) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", metavar="NAME", help="Read every file as this format (see `taxlens formats`).")
+@click.option("--format", "fmt", type=click.Choice(list(ADAPTERS)), help="Read every file as this format, skipping detection (see `taxlens formats`).")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="Read any other CSV through a column-mapping TOML.")
 @click.option("--account", help="Put the trades in this account (for exports that don't name one).")
 @click.option("--skip-bad-rows", is_flag=True, help="Import a file's good rows even if some rows are bad (still reports them, exits 1).")
