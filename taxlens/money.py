@@ -7,7 +7,7 @@ when a report or form is rendered.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 #: Every quantity, price and amount is stored as DECIMAL(38, SCALE): 20 integer digits and
 #: 18 decimals, enough for wei-level crypto quantities and any real account's cash.
@@ -16,6 +16,8 @@ SCALE = 18
 QUANTUM = Decimal(1).scaleb(-SCALE)
 ZERO = Decimal(0)
 _MAX_ABS = Decimal(10) ** (PRECISION - SCALE)
+# Quantizing to 18 places needs room for 20 + 18 digits: the default context has only 28.
+_WIDE = Context(prec=PRECISION + 2)
 
 _CURRENCY_SIGNS = "$€£¥"
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -55,7 +57,7 @@ def fits(value: Decimal) -> str | None:
         return "is not a finite number"
     if abs(value) >= _MAX_ABS:
         return f"is too large (at most {PRECISION - SCALE} digits before the decimal point)"
-    if value != value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN):
+    if value != value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE):
         return f"has more than {SCALE} decimal places"
     return None
 
@@ -63,7 +65,7 @@ def fits(value: Decimal) -> str | None:
 def to_scale(value: Decimal) -> Decimal:
     """Round to the storage scale (half-even). Only for informational figures such as a price
     a broker computed with more digits than it has meaning; quantities must fit exactly."""
-    return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
 def cents(value: Decimal) -> Decimal:

@@ -36,6 +36,9 @@ def test_fits_storage_scale() -> None:
     assert fits(Decimal("0.000000000000000001")) is None
     assert fits(Decimal("0.0000000000000000001")) == "has more than 18 decimal places"
     assert fits(Decimal("1" + "0" * 20)) == "is too large (at most 20 digits before the decimal point)"
+    # 12 integer digits + 18 decimals exceed the default 28-digit context: still a clean answer.
+    assert fits(Decimal("123456789012.123456789012345678")) is None
+    assert fits(Decimal("99999999999999999999.123456789012345678")) is None
 
 
 def test_cents_rounds_half_up_only_when_rendering() -> None:
