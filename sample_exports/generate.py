@@ -1,7 +1,7 @@
 """Generate taxlens's synthetic sample exports: Alpaca activities JSON, Coinbase v4 CSV, Schwab CSV.
 
-Everything is made up but shaped like the real exports (shared/reference/formats.md sections 1,
-3a and 8a). The output depends only on ``SEED``: no clock is read, every collection is iterated
+Everything is made up but shaped like the real exports (see "Supported formats" in the top-level
+README). The output depends only on ``SEED``: no clock is read, every collection is iterated
 in a fixed order, and each file draws from its own stream ``Random(f"{SEED}/<part>")`` so that
 changing one part leaves the others alone. Every money and quantity value is a ``Decimal``.
 Floats appear only in the price-path arithmetic and in yes/no probability draws, and prices are

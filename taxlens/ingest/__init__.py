@@ -8,14 +8,22 @@ records with true line numbers), ``frame.py`` (the normalized frame), one module
 from __future__ import annotations
 
 from taxlens.errors import FormatError
+from taxlens.ingest.alpaca import Alpaca
 from taxlens.ingest.base import Adapter, Context, Extracted, Source
+from taxlens.ingest.coinbase import Coinbase
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
+from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.schwab import Schwab
 
 #: Every built-in adapter, in the order `taxlens formats` lists them. Explicit on purpose.
 ADAPTERS: dict[str, Adapter] = {
     adapter.NAME: adapter
     for adapter in (
         GenericCsv(),
+        Alpaca(),
+        IbkrFlex(),
+        Coinbase(),
+        Schwab(),
     )
 }
 
