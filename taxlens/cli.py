@@ -219,16 +219,33 @@ def accounts(ctx: click.Context, fmt: str) -> None:
 
 
 @cli.command()
+@click.argument("name", required=False, type=click.Choice(list(ADAPTERS)))
 @FORMAT_OPTION
-def formats(fmt: str) -> None:
-    """List the export formats taxlens reads and how each is recognised."""
-    frame = pl.DataFrame(
-        [
-            {"format": a.NAME, "source": a.TITLE, "identified by": a.IDENTIFIED_BY}
-            for a in ADAPTERS.values()
-        ]
-    )
-    listing.render(frame, fmt, sys.stdout, _console())
+def formats(name: str | None, fmt: str) -> None:
+    """List the export formats taxlens reads and how each is recognised.
+
+    With a NAME, show that format's example and every source action: what it becomes in
+    taxlens, or why it is ignored. Any action not listed is reported as an error, never
+    skipped.
+    """
+    console = _console()
+    if name is None:
+        frame = pl.DataFrame(
+            [{"format": a.NAME, "source": a.TITLE, "identified by": a.IDENTIFIED_BY} for a in ADAPTERS.values()]
+        )
+        listing.render(frame, fmt, sys.stdout, console)
+        return
+    adapter = ADAPTERS[name]
+    rows = [{"source action": k, "taxlens action": v, "note": ""} for k, v in adapter.ACTIONS.items()]
+    rows += [{"source action": k, "taxlens action": "(ignored)", "note": why} for k, why in adapter.IGNORED.items()]
+    frame = pl.DataFrame(rows, schema={"source action": pl.String, "taxlens action": pl.String, "note": pl.String})
+    if fmt == "table":
+        console.print(f"[bold]{adapter.NAME}[/bold]: {adapter.TITLE}\nIdentified by {adapter.IDENTIFIED_BY}.")
+        example = getattr(adapter, "EXAMPLE", "")
+        if example:
+            console.print("Example:", markup=False)
+            console.print(example, markup=False, highlight=False)
+    listing.render(frame, fmt, sys.stdout, console)
 
 
 @cli.command()

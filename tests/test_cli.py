@@ -144,3 +144,15 @@ def test_every_command_has_help(run, name: str) -> None:  # type: ignore[no-unty
     assert result.exit_code == 0
     assert cli.commands[name].help
     assert "Usage: cli " in result.output or "Usage: taxlens " in result.output
+
+
+def test_formats_name_lists_every_action_and_why_ignored(run) -> None:  # type: ignore[no-untyped-def]
+    from taxlens.ingest import ADAPTERS
+
+    out = run("formats", "schwab", "--format", "csv").output.splitlines()
+    assert out[0] == "source action,taxlens action,note"
+    adapter = ADAPTERS["schwab"]
+    assert len(out) - 1 == len(adapter.ACTIONS) + len(adapter.IGNORED)
+    assert "Buy,buy," in out
+    table = run("formats", "alpaca").output
+    assert table.startswith("alpaca: Alpaca account activities")
