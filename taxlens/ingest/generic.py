@@ -16,7 +16,9 @@ import datetime as dt
 import io
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -238,11 +240,20 @@ def _read_fast(source: Source, header: list[str], index: dict[str, int], errors:
         )
     except pl.exceptions.PolarsError:
         return None
-    # polars pads a record with too few fields; the scan counts them so none slips through.
-    scan = scan_records(data)
-    if scan is None or len(scan.lines) != df.height + 1 or np.any(scan.fields != len(header)):
-        return None
-    lines = scan.lines[1:]
+    if b'"' in data:
+        # polars pads a record with too few fields; the scan counts them so none slips through.
+        scan = scan_records(data)
+        if scan is None or len(scan.lines) != df.height + 1 or np.any(scan.fields != len(header)):
+            return None
+        lines = scan.lines[1:]
+    else:
+        # Without quotes every record is one line and every comma separates fields. polars
+        # raised on any record with too many fields, so if the commas add up to exactly
+        # (fields - 1) per line, no record can have too few either.
+        records = data.count(b"\n") + (not data.endswith(b"\n"))
+        if records != df.height + 1 or data.count(b",") != (len(header) - 1) * records:
+            return None
+        lines = np.arange(2, df.height + 2, dtype=np.int64)
     return df.select(pl.col(f"c{i}").alias(canon) for canon, i in index.items()).with_columns(
         pl.Series("line", lines)
     )
@@ -449,30 +460,33 @@ def parse_dates(raw: pl.Series, date_format: str | None, tz: str) -> tuple[pl.Se
 
     Times with an offset are instants; times without one are the taxpayer's local time; a bare
     date is already a tax date (its instant is null). Unparseable values are null in both.
-    Each format is tried only on the rows no earlier format parsed, starting with the format
-    of the first value, so a uniform column costs one parse.
+    Each parser is tried only on the rows no earlier one parsed, starting with the one that
+    reads the first value, so a uniform column costs one parse.
     """
     text = raw.str.strip_chars()
+    parsers: list[Callable[[pl.Series], tuple[pl.Series, pl.Series]]]
     if date_format:
         has_time = any(d in date_format for d in ("%H", "%I", "%M", "%S", "%T", "%R", "%c", "%s"))
         has_zone = any(z in date_format for z in ("%z", "%:z", "%#z"))
-        formats = [(date_format, has_zone, has_time)]
+        parsers = [partial(_parse, fmt=date_format, has_zone=has_zone, has_time=has_time, tz=tz)]
     else:
         # chrono accepts 2025-1-2; ISO wants two-digit months and days.
         text = text.zip_with(text.str.contains(r"^\d{4}-\d{2}-\d{2}"), pl.Series([None], dtype=pl.String))
-        formats = list(_ISO_FORMATS)
+        parsers = [partial(_parse_iso_offset, tz=tz)] + [
+            partial(_parse, fmt=fmt, has_zone=zone, has_time=has_time, tz=tz) for fmt, zone, has_time in _ISO_FORMATS
+        ]
         first = text.drop_nulls().head(1)
-        for i, (fmt, zone, has_time) in enumerate(formats):
-            if first.len() and _parse(first, fmt, zone, has_time, tz)[1].null_count() == 0:
-                formats.insert(0, formats.pop(i))
+        for i, parser in enumerate(parsers):
+            if first.len() and parser(first)[1].null_count() == 0:
+                parsers.insert(0, parsers.pop(i))
                 break
     n = text.len()
     ts = pl.repeat(None, n, dtype=pl.Datetime("us", "UTC"), eager=True)
     dates = pl.repeat(None, n, dtype=pl.Date, eager=True)
     todo: pl.Series | None = None  # row numbers still unparsed; None means all rows
-    for fmt, has_zone, has_time in formats:
+    for parser in parsers:
         sub = text if todo is None else text.gather(todo)
-        part_ts, part_date = _parse(sub, fmt, has_zone, has_time, tz)
+        part_ts, part_date = parser(sub)
         if todo is None and part_date.null_count() == text.null_count():
             return part_ts.alias("ts"), part_date.alias("date")
         ok = part_date.is_not_null()
@@ -485,7 +499,25 @@ def parse_dates(raw: pl.Series, date_format: str | None, tz: str) -> tuple[pl.Se
     return ts, dates
 
 
-def _parse(text: pl.Series, fmt: str, has_zone: bool, has_time: bool, tz: str) -> tuple[pl.Series, pl.Series]:
+def _parse_iso_offset(text: pl.Series, tz: str) -> tuple[pl.Series, pl.Series]:
+    """The commonest machine form, ``YYYY-MM-DDTHH:MM:SS`` plus ``Z`` or ``±HH:MM``, read by
+    slicing: about twice as fast as chrono's %z. Anything else is null (left to the others)."""
+    tail = pl.col("t").str.slice(19)
+    offset_ok = (tail == "Z") | (
+        (tail.str.len_bytes() == 6) & tail.str.slice(0, 1).is_in(["+", "-"]) & (tail.str.slice(3, 1) == ":")
+    )
+    minutes = pl.when(tail == "Z").then(0).otherwise(
+        (tail.str.slice(1, 2).cast(pl.Int64, strict=False) * 60 + tail.str.slice(4, 2).cast(pl.Int64, strict=False))
+        * pl.when(tail.str.starts_with("-")).then(-1).otherwise(1)
+    )
+    local = pl.col("t").str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us")
+    ts = pl.DataFrame({"t": text}).select(
+        pl.when(offset_ok).then(local - pl.duration(minutes=minutes)).dt.replace_time_zone("UTC")
+    ).to_series()
+    return ts, ts.dt.convert_time_zone(tz).dt.date()
+
+
+def _parse(text: pl.Series, *, fmt: str, has_zone: bool, has_time: bool, tz: str) -> tuple[pl.Series, pl.Series]:
     if has_time and has_zone:
         ts = text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
     elif has_time:

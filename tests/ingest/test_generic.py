@@ -258,3 +258,14 @@ def test_mapping_errors_name_the_problem(tmp_path: Path, text: str, message: str
 def test_frame_schema_is_exact_decimal() -> None:
     out = extract(HEADER + "2025-01-02,A,VTI,buy,1,1,0,USD,etf,,\n")
     assert out.trades.schema["quantity"] == pl.Decimal(38, 18)
+
+
+def test_offsets_in_every_form_agree_with_the_fast_iso_reader() -> None:
+    """The first value takes the sliced fast path; the others must not be misread by it."""
+    forms = ["2025-01-02T10:00:00+05:30", "2025-01-02T10:00:00+0530", "2025-01-02T10:00:00+05",
+             "2025-01-02T10:00:00.000+05:30", "2025-01-02 10:00:00+05:30", "2025-01-02T04:30:00Z"]
+    out = extract(HEADER + "".join(f"{f},A,X,buy,1,1,0,USD,,,\n" for f in forms))
+    assert out.errors == []
+    assert set(out.trades.get_column("ts").to_list()) == {dt.datetime(2025, 1, 2, 4, 30, tzinfo=dt.UTC)}
+    bad = extract(HEADER + "2025-01-02T10:00:00+05:30,A,X,buy,1,1,0,USD,,,\n2025-01-02T25:00:00+05:30,A,X,buy,1,1,0,USD,,,\n")
+    assert [e.line for e in bad.errors] == [3]
