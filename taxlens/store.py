@@ -173,12 +173,12 @@ class Store:
                 f"""
                 INSERT INTO trades ({TRADE_COLUMNS})
                 WITH h AS (SELECT * EXCLUDE ({", ".join("_" + c for c in _DECIMALS)}),
-                                  md5({_IDENTITY}) AS h FROM incoming),
+                                  md5_number({_IDENTITY}) AS h FROM incoming),
                 twins AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
                 k AS (
                     SELECT h AS trade_id, * FROM h WHERE h NOT IN (SELECT h FROM twins)
                     UNION ALL
-                    SELECT CASE WHEN n = 1 THEN h ELSE md5(h || '#' || n) END, * EXCLUDE (n)
+                    SELECT CASE WHEN n = 1 THEN h ELSE md5_number(h::VARCHAR || '#' || n) END, * EXCLUDE (n)
                     FROM (SELECT *, row_number() OVER (PARTITION BY h ORDER BY line) AS n
                           FROM h WHERE h IN (SELECT h FROM twins))
                 )

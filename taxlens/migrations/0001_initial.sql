@@ -23,7 +23,7 @@ CREATE TABLE accounts (
 );
 
 CREATE TABLE trades (
-    trade_id        VARCHAR NOT NULL,     -- content hash: adapter, account, fields, occurrence
+    trade_id        UHUGEINT NOT NULL,    -- content hash (md5): adapter, account, fields, occurrence
     file_sha256     VARCHAR NOT NULL,     -- source file (files.sha256) ...
     line            INTEGER NOT NULL,     -- ... and its line
     adapter         VARCHAR NOT NULL,
@@ -48,11 +48,11 @@ CREATE TABLE trades (
 -- The trades with their file, account type and a source reference, for direct queries.
 CREATE VIEW trade_list AS
 SELECT
-    coalesce(t.broker_trade_id, t.trade_id) AS id,
+    coalesce(t.broker_trade_id, printf('%032x', t.trade_id)) AS id,
     t.trade_date, t.ts, t.account, a.type AS account_type, a.owner,
     t.symbol, t.asset_class, t.action, t.quantity, t.price, t.fee, t.fee_currency, t.currency,
     t.amount, t.order_id, t.lot_id, t.note,
-    f.path || ':' || t.line AS source, t.adapter, t.trade_id
+    f.path || ':' || t.line AS source, t.adapter, printf('%032x', t.trade_id) AS trade_id
 FROM trades t
 JOIN files f ON f.sha256 = t.file_sha256
 LEFT JOIN accounts a ON a.account = t.account;
