@@ -108,16 +108,17 @@ def ingest(
             files, format=fmt, mapping=mapping, account=account,
             skip_bad_rows=skip_bad_rows, encoding=encoding, progress=progress,
         )
-        summary = book.summary(report)
-        added = summary.get_column("account").unique().to_list()
-        unknown = book.accounts().filter(~pl.col("configured") & pl.col("account").is_in(added))
-    for result in report.files:
-        _print_file_result(result, out, err, quiet)
-    if not quiet and summary.height:
-        out.print(listing.table(summary, title="Trades added"))
-    if not quiet and unknown.height:
-        names = ", ".join(unknown.get_column("account").to_list())
-        out.print(f"Accounts not in taxlens.toml, treated as taxable: {names}")
+        for result in report.files:
+            _print_file_result(result, out, err, quiet)
+        if not quiet:
+            summary = book.summary(report)
+            if summary.height:
+                out.print(listing.table(summary, title="Trades added"))
+            added = summary.get_column("account").unique().to_list()
+            unknown = book.accounts().filter(~pl.col("configured") & pl.col("account").is_in(added))
+            if unknown.height:
+                names = ", ".join(unknown.get_column("account").to_list())
+                out.print(f"Accounts not in taxlens.toml, treated as taxable: {names}")
     if not report.ok:
         raise click.ClickException(_failure_summary(report))
 
