@@ -141,7 +141,10 @@ class GenericCsv:
         lines = source.head_lines(1)
         if not lines:
             return False
-        header = {h.strip().lower() for h in next(csv.reader([lines[0]]))}
+        try:
+            header = {h.strip().lower() for h in next(csv.reader([lines[0]]))}
+        except csv.Error:
+            return False
         return set(REQUIRED) <= header
 
     def extract(self, source: Source, context: Context) -> Extracted:
@@ -166,7 +169,10 @@ def _header(source: Source, layout: Layout) -> tuple[int, list[str], int]:
         end = len(data) if end < 0 else end
         text = data[offset:end].decode("utf-8").strip()
         if skipped >= layout.skip_lines and text:
-            fields = next(csv.reader([text], delimiter=layout.delimiter))
+            try:
+                fields = next(csv.reader([text], delimiter=layout.delimiter))
+            except csv.Error as exc:
+                raise FileError(source.name, f"the header line is not valid CSV ({exc})", line) from exc
             return line, [f.strip() for f in fields], end + 1
         skipped += 1
         offset, line = end + 1, line + 1
