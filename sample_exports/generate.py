@@ -178,7 +178,7 @@ class AlpacaBot:
         """Cut an order's quantity into ``rows`` positive executions (whole shares stay whole)."""
         if qty == qty.to_integral_value() and qty >= rows:
             cuts = sorted(self.rng.sample(range(1, int(qty)), rows - 1))
-            return [Decimal(b - a) for a, b in zip([0, *cuts], [*cuts, int(qty)])]
+            return [Decimal(b - a) for a, b in zip([0, *cuts], [*cuts, int(qty)], strict=True)]
         parts: list[Decimal] = []
         for _ in range(rows - 1):
             parts.append(((qty - sum(parts, D0)) * Decimal(self.rng.randrange(25, 65)) / 100

@@ -116,14 +116,14 @@ class Book:
         elif format is not None:
             forced = adapter_named(format)
         context = Context(timezone=self.timezone, account=account)
-        paths = [str(p) for p in paths]
+        names = [str(p) for p in paths]
         results = []
-        for i, path in enumerate(paths):
+        for i, path in enumerate(names):
             result = FileResult(path=path)
             results.append(result)
             try:
                 if progress:
-                    progress(i, len(paths), path, "reading")
+                    progress(i, len(names), path, "reading")
                 source = Source.read(path, encoding=encoding)
                 result.sha256 = source.sha256
                 adapter = forced or identify(source)
@@ -134,7 +134,7 @@ class Book:
                         result.warnings.append(f"same contents as {first}, imported before")
                     continue
                 if progress:
-                    progress(i, len(paths), path, "parsing")
+                    progress(i, len(names), path, "parsing")
                 extracted = adapter.extract(source, context)
                 result.rows_read = extracted.rows_read
                 result.trades = extracted.trades.height
@@ -144,7 +144,7 @@ class Book:
                 if extracted.errors and not skip_bad_rows:
                     continue
                 if progress:
-                    progress(i, len(paths), path, "storing")
+                    progress(i, len(names), path, "storing")
                 record = FileRecord(
                     sha256=source.sha256, path=path, adapter=result.adapter,
                     rows_read=extracted.rows_read, trades=extracted.trades.height,
@@ -155,7 +155,7 @@ class Book:
             except TaxlensError as exc:
                 result.problem = exc
         if progress:
-            progress(len(paths), len(paths), "", "done")
+            progress(len(names), len(names), "", "done")
         return IngestReport(results)
 
     def trades(self, *, account: str | None = None, symbol: str | None = None, year: int | None = None) -> pl.DataFrame:

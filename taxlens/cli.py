@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from taxlens import __version__
 from taxlens.api import Book, FileResult, IngestReport
+from taxlens.api import Progress as IngestProgress
 from taxlens.errors import TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.report import listing
@@ -164,7 +165,7 @@ def _failure_summary(report: IngestReport) -> str:
 
 
 @contextmanager
-def _progress(console: Console, disabled: bool) -> Iterator[object]:
+def _progress(console: Console, disabled: bool) -> Iterator[IngestProgress | None]:
     if disabled:
         yield None
         return

@@ -68,7 +68,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     ConfigError naming the file and the offending key.
     """
     explicit = path is not None
-    file = Path(path) if explicit else Path(CONFIG_FILE)
+    file = Path(path) if path is not None else Path(CONFIG_FILE)
     if not file.exists():
         if explicit:
             raise ConfigError(f"{file}: config file not found")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -229,7 +230,8 @@ class Store:
     ) -> pl.DataFrame:
         """Stored trades in (trade_date, ts, source) order, optionally filtered; a polars frame
         with the columns of the ``trade_list`` view."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         for column, value in (("account", account), ("symbol", symbol)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -300,6 +302,6 @@ class Store:
             [sha256s],
         )
 
-    def _frame(self, sql: str, params: list[object] | None = None) -> pl.DataFrame:
+    def _frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars frame (Decimal columns kept exact)."""
         return pl.DataFrame(pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table()))

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
+import os
 import tomllib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -73,7 +71,7 @@ class Layout:
         return self.columns.get(canonical, canonical)
 
 
-def load_mapping(path: str | Path) -> Layout:
+def load_mapping(path: str | os.PathLike[str]) -> Layout:
     """Read a column-mapping TOML (README: "Any other CSV") into a Layout.
 
     Raises ConfigError naming the file and the problem.
@@ -148,7 +146,7 @@ class GenericCsv:
         return set(REQUIRED) <= header
 
     def extract(self, source: Source, context: Context) -> Extracted:
-        raw, header_line, errors = _read_strings(source, self.layout)
+        raw, errors = _read_strings(source, self.layout)
         rows_read = raw.height
         frame, row_errors, ignored = normalize(raw, self.layout, source.name, context)
         errors.extend(row_errors)
@@ -159,8 +157,8 @@ class GenericCsv:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def _header(source: Source, layout: Layout) -> tuple[int, list[str], int]:
-    """Return (line number, header fields, byte offset of the line after the header)."""
+def _header(source: Source, layout: Layout) -> tuple[int, list[str]]:
+    """Return the header's line number and its fields (after ``skip_lines`` and blank lines)."""
     data = source.data
     offset, line = 0, 1
     skipped = 0
@@ -173,19 +171,19 @@ def _header(source: Source, layout: Layout) -> tuple[int, list[str], int]:
                 fields = next(csv.reader([text], delimiter=layout.delimiter))
             except csv.Error as exc:
                 raise FileError(source.name, f"the header line is not valid CSV ({exc})", line) from exc
-            return line, [f.strip() for f in fields], end + 1
+            return line, [f.strip() for f in fields]
         skipped += 1
         offset, line = end + 1, line + 1
     raise FileError(source.name, "has no header line")
 
 
-def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, int, list[RowError]]:
+def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, list[RowError]]:
     """Read the data rows as strings under canonical column names, plus ``line``.
 
-    Returns the frame, the header's line number and the errors found while reading (rows with
-    the wrong number of fields). Raises FileError for a bad header.
+    Returns the frame and the errors found while reading (rows with the wrong number of
+    fields). Raises FileError for a bad header.
     """
-    header_line, header, body = _header(source, layout)
+    header_line, header = _header(source, layout)
     lowered = [h.lower() for h in header]
     dupes = sorted({h for h in lowered if lowered.count(h) > 1 and h})
     if dupes:
@@ -221,7 +219,7 @@ def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, int, li
     if frame is None:
         errors.clear()
         frame = _read_slow(source, layout, header, header_line, index, errors)
-    return frame, header_line, errors
+    return frame, errors
 
 
 def _read_fast(source: Source, header: list[str], index: dict[str, int], errors: list[RowError]) -> pl.DataFrame | None:
@@ -443,7 +441,7 @@ def _side_hint(layout: Layout) -> str:
     if layout.sides == _SIDES:
         return "buy or sell"
     extra = sorted(set(layout.sides) - set(_SIDES))
-    return ", ".join(extra + ["buy", "sell"]) + (
+    return ", ".join([*extra, "buy", "sell"]) + (
         f"; ignored: {', '.join(sorted(layout.ignored))}" if layout.ignored else ""
     )
 
@@ -470,7 +468,7 @@ def parse_dates(raw: pl.Series, date_format: str | None, tz: str) -> tuple[pl.Se
     reads the first value, so a uniform column costs one parse.
     """
     text = raw.str.strip_chars()
-    parsers: list[Callable[[pl.Series], tuple[pl.Series, pl.Series]]]
+    parsers: list[partial[tuple[pl.Series, pl.Series]]]
     if date_format:
         has_time = any(d in date_format for d in ("%H", "%I", "%M", "%S", "%T", "%R", "%c", "%s"))
         has_zone = any(z in date_format for z in ("%z", "%:z", "%#z"))

@@ -42,8 +42,15 @@ from taxlens.ingest.base import Context, Extracted, Source
 from taxlens.ingest.frame import from_trades
 from taxlens.ingest.ibkr_cancel import net_cancellations
 from taxlens.ingest.ibkr_read import (
-    DATE_HINT, FlexFile, FlexRow, csv_header_lines, is_trades_header, parse_time, parse_when,
-    read_csv, read_xml,
+    DATE_HINT,
+    FlexFile,
+    FlexRow,
+    csv_header_lines,
+    is_trades_header,
+    parse_time,
+    parse_when,
+    read_csv,
+    read_xml,
 )
 from taxlens.models import Action, AssetClass, Trade
 from taxlens.money import SCALE, D, NotANumber, fits, plain, to_scale
@@ -278,17 +285,17 @@ class _Row:
             return None
         if parsed is None or parsed[1] is None:
             if day_text:
-                day = parse_when(day_text)
-                if day is None:
+                when = parse_when(day_text)
+                if when is None:
                     self.fail("tradedate", f"is not a date (expected {DATE_HINT})")
                     return None
-                clock = day[1]
+                clock = when[1]
                 if clock is None and clock_text:
                     clock = parse_time(clock_text)
                     if clock is None:
                         self.fail("tradetime", "is not a time (expected HHmmss or HH:mm:ss, such as 153000)")
                         return None
-                parsed = (day[0], clock)
+                parsed = (when[0], clock)
             elif parsed is None:
                 has = self.row.labels
                 key = "datetime" if "datetime" in has and "tradedate" not in has else "tradedate"

@@ -171,7 +171,7 @@ def is_trades_header(fields: list[str]) -> bool:
 def _check_header(source: Source, line: int, header: list[str]) -> None:
     """Raise FileError for a Trades header without the columns a trade needs, or with a duplicate."""
     keys = [field_key(h) for h in header]
-    dupes = sorted({h.strip() for h, k in zip(header, keys) if k and keys.count(k) > 1})
+    dupes = sorted({h.strip() for h, k in zip(header, keys, strict=True) if k and keys.count(k) > 1})
     if dupes:
         raise FileError(source.name, f"duplicate column {dupes[0]!r} in the header", line)
     need = [
@@ -192,7 +192,7 @@ def _row(source: Source, line: int, header: list[str], fields: list[str], out: F
         out.errors.append(RowError(source.name, line, problem))
         return
     keys = [field_key(h) for h in header]
-    out.rows.append(FlexRow(line, dict(zip(keys, fields)), {k: h.strip() for k, h in zip(keys, header)}))
+    out.rows.append(FlexRow(line, dict(zip(keys, fields, strict=True)), {k: h.strip() for k, h in zip(keys, header, strict=True)}))
 
 
 def read_csv(source: Source) -> FlexFile:

@@ -261,10 +261,10 @@ def _trade(row: Row, account: str, trade_date: dt.date, posted: dt.date | None) 
             amount=row.number("Amount", _MONEY_HINT, required=False),
         )
     if action == "Cash In Lieu":
-        quantity = row.number("Quantity", _QTY_HINT, required=False)
+        shares = row.number("Quantity", _QTY_HINT, required=False)
         return done(
             symbol=symbol or "USD", asset_class=_class(symbol), action=Action.CASH_IN_LIEU,
-            quantity=abs(quantity or Decimal(0)), amount=row.number("Amount", _MONEY_HINT),
+            quantity=abs(shares or Decimal(0)), amount=row.number("Amount", _MONEY_HINT),
         )
     if action in _CORPORATE:
         raise Problem(

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from taxlens.errors import ConfigError, FileError
 from taxlens.ingest import Context, GenericCsv, Layout, Source, load_mapping
 from taxlens.ingest.frame import to_csv
-from taxlens.errors import ConfigError, FileError
 from tests.conftest import write
 
 HEADER = "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n"
