@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,6 +23,8 @@ import polars as pl
 from taxlens.config import Config, load_config
 from taxlens.errors import RowError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
+from taxlens.lots.book import BOOK_REVISION, book, load_selections, settings_from_config
+from taxlens.lots.engine import Booked
 from taxlens.store import FileRecord, Store, default_db_path
 
 #: Called as progress(file_index, file_count, path, stage) while ingesting.
@@ -170,10 +175,74 @@ class Book:
         """The import log."""
         return self.store.files()
 
+    # -- booking ------------------------------------------------------------------------------
+
+    def booked(self, *, method: str | None = None, selections: str | os.PathLike[str] | None = None) -> Booked:
+        """Lots, disposals and problems for the stored trades under the configured methods
+        (``method`` overrides every sale's). Reuses the stored booking when neither the imported
+        files nor the settings changed since; otherwise books again and stores the result
+        (unless the book is read-only)."""
+        settings = settings_from_config(self.config, method)
+        selection_file = selections if selections is not None else self.config.lots.selections
+        chosen = load_selections(selection_file) if selection_file else None
+        fingerprint = json.dumps(
+            [BOOK_REVISION, self.store.files_fingerprint(), repr(settings), sorted((chosen or {}).items(), key=str), self.config.timezone],
+            default=str,
+        )
+        key = hashlib.sha256(fingerprint.encode()).hexdigest()
+        if self.store.book_key() == key:
+            lots, disposals, flagged = self.store.load_book()
+            return Booked(
+                lots, disposals,
+                [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"],
+            )
+        result = book(self.store.trades(), settings, chosen)
+        if not self.store.read_only:
+            flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
+            self.store.save_book(key, result.lots, result.disposals, flagged)
+        return result
+
+    def gains(
+        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
+        method: str | None = None,
+    ) -> pl.DataFrame:
+        """Disposals (one row per lot slice sold), filtered by year disposed, account, symbol."""
+        frame = self.booked(method=method).disposals
+        if year is not None:
+            frame = frame.filter(pl.col("disposed").dt.year() == year)
+        return _filter(frame, account=account, symbol=symbol)
+
+    def lots(
+        self, *, open_only: bool = False, as_of: dt.date | None = None, account: str | None = None,
+        symbol: str | None = None, method: str | None = None,
+    ) -> pl.DataFrame:
+        """Lots; with ``as_of``, the book replayed to the end of that date; with ``open_only``,
+        only lots with shares left (quantity and basis then mean what remains)."""
+        if as_of is None:
+            frame = self.booked(method=method).lots
+        else:
+            settings = settings_from_config(self.config, method)
+            frame = book(self.store.trades().filter(pl.col("trade_date") <= as_of), settings).lots
+        frame = _filter(frame, account=account, symbol=symbol)
+        if open_only:
+            frame = frame.filter(pl.col("open_quantity") > 0).with_columns(
+                pl.col("open_quantity").alias("quantity"), pl.col("open_basis").alias("cost_basis"),
+                pl.col("open_basis").alias("adjusted_basis"),
+            )
+        return frame
+
     def summary(self, report: IngestReport) -> pl.DataFrame:
         """Trades added by ``report``'s files, per account and symbol."""
         shas = [f.sha256 for f in report.files if f.status == "imported" and f.sha256]
         return self.store.summary(shas)
+
+
+def _filter(frame: pl.DataFrame, *, account: str | None, symbol: str | None) -> pl.DataFrame:
+    if account is not None:
+        frame = frame.filter(pl.col("account") == account)
+    if symbol is not None:
+        frame = frame.filter(pl.col("symbol") == symbol)
+    return frame
 
 
 def open_book(

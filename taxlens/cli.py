@@ -21,6 +21,7 @@ from taxlens.api import Book, FileResult, IngestReport
 from taxlens.api import Progress as IngestProgress
 from taxlens.errors import TaxlensError
 from taxlens.ingest import ADAPTERS
+from taxlens.lots.book import summary
 from taxlens.report import listing
 from taxlens.store import DEFAULT_DB, ENV_DB
 
@@ -258,6 +259,76 @@ def files(ctx: click.Context, fmt: str) -> None:
     with _book(ctx, read_only=True) as book:
         frame = book.files()
     listing.render(frame, fmt, sys.stdout, _console())
+
+
+GAINS_COLUMNS = [
+    "account", "symbol", "quantity", "acquired", "disposed", "proceeds", "cost_basis",
+    "adjustment_code", "adjustment", "gain", "term", "method", "sell_trade_id", "lot_id",
+]
+LOTS_COLUMNS = ["account", "symbol", "lot_id", "acquired", "adjusted_acquired", "quantity", "cost_basis", "adjusted_basis"]
+METHOD_OPTION = click.option(
+    "--method", type=click.Choice(["fifo", "lifo", "hifo", "taxmin", "specific"]),
+    help="Book every sale with this method instead of taxlens.toml's.",
+)
+
+
+def _print_problems(book: Book, err: Console, method: str | None) -> bool:
+    """Print booking problems (flagged) and errors to stderr; return True if there were errors."""
+    result = book.booked(method=method)
+    for problem in result.problems:
+        err.print(f"{problem}", markup=False)
+    for error in result.errors:
+        err.print(f"{error}", markup=False)
+    return bool(result.errors)
+
+
+@cli.command()
+@click.option("--year", type=int, help="Only sales whose tax date falls in this year.")
+@click.option("--account", help="Only this account.")
+@click.option("--symbol", help="Only this symbol.")
+@METHOD_OPTION
+@FORMAT_OPTION
+@click.pass_context
+def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str | None, method: str | None, fmt: str) -> None:
+    """Realized gains: one row per lot slice sold (what Form 8949 needs), then the totals.
+
+    Money is rounded to cents here, and only here: proceeds, basis and adjustment each to the
+    cent, and gain = proceeds - basis + adjustment from the rounded figures, as the form adds
+    them. A sale larger than the lots held is listed with an empty basis ("basis unknown"),
+    never a zero one, and reported on stderr with its file and line.
+    """
+    out, err = _console(), _console(stderr=True)
+    with _book(ctx) as book:
+        frame = book.gains(year=year, account=account, symbol=symbol, method=method)
+        failed = _print_problems(book, err, method)
+    totals = summary(frame)
+    shown = listing.money_columns(frame.select(GAINS_COLUMNS), ["proceeds", "cost_basis", "adjustment"], gain="gain")
+    listing.render(shown, fmt, sys.stdout, out)
+    line = listing.gains_summary(totals)
+    (out if fmt == "table" else err).print(line, markup=False)
+    if failed:
+        raise click.ClickException("some specific-ID selections could not be honoured (listed above)")
+
+
+@cli.command()
+@click.option("--open", "open_only", is_flag=True, help="Only lots with shares left; quantity and basis are what remains.")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="The book at the end of this tax date.")
+@click.option("--account", help="Only this account.")
+@click.option("--symbol", help="Only this symbol.")
+@METHOD_OPTION
+@FORMAT_OPTION
+@click.pass_context
+def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None, symbol: str | None, method: str | None, fmt: str) -> None:
+    """Tax lots rebuilt from the trades: acquired date, quantity and basis (original and adjusted).
+
+    Adjusted columns equal the originals until wash sales adjust them. A lot whose basis is
+    unknown (a transfer in without one) shows an empty basis.
+    """
+    with _book(ctx) as book:
+        when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
+        frame = book.lots(open_only=open_only, as_of=when, account=account, symbol=symbol, method=method)
+    shown = listing.money_columns(frame.select(LOTS_COLUMNS), ["cost_basis", "adjusted_basis"])
+    listing.render(shown, fmt, sys.stdout, _console())
 
 
 def main() -> None:

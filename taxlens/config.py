@@ -8,6 +8,10 @@ type = "roth_ira"                  # taxable | traditional_ira | roth_ira | 401k
 owner = "sam"                      # household member
 ```
 
+[lots]
+method = "fifo"                    # fifo | lifo | hifo | taxmin | specific; per account: method =,
+                                   # per account and tax year: methods = { 2025 = "hifo" }
+
 Accounts found in the data but not listed here are taxable, owned by the default owner, and are
 listed by ``taxlens accounts`` so the user can add them.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,6 +35,14 @@ DEFAULT_TIMEZONE = "America/New_York"
 DEFAULT_OWNER = "self"
 
 
+class LotMethod(StrEnum):
+    FIFO = "fifo"
+    LIFO = "lifo"
+    HIFO = "hifo"
+    TAXMIN = "taxmin"
+    SPECIFIC = "specific"
+
+
 class AccountConfig(BaseModel):
     """One account's settings."""
 
@@ -36,6 +50,19 @@ class AccountConfig(BaseModel):
 
     type: AccountType = AccountType.TAXABLE
     owner: str = DEFAULT_OWNER
+    method: LotMethod | None = None  # lot selection for this account's sales
+    methods: dict[int, LotMethod] = Field(default_factory=dict)  # per tax year: {2025 = "hifo"}
+
+
+class LotsConfig(BaseModel):
+    """[lots]: how sales pick lots."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: LotMethod = LotMethod.FIFO
+    holding_period_month_end: bool = True  # HP-6: see taxlens/lots/holding.py
+    crypto_scope: Literal["account", "universal"] = "account"  # universal: pooled, pre-2025 only
+    selections: str | None = None  # lot-selection CSV: sell_trade_id,lot_id,quantity
 
 
 class Config(BaseModel):
@@ -45,6 +72,7 @@ class Config(BaseModel):
 
     timezone: str = DEFAULT_TIMEZONE
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    lots: LotsConfig = Field(default_factory=LotsConfig)
     path: str | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")

@@ -81,3 +81,37 @@ def plain(value: Decimal | None) -> str:
         return "0"
     text = format(value.normalize(), "f")
     return text
+
+
+_UNIT = 10**SCALE
+
+
+def _units(value: Decimal) -> int:
+    """``value`` as an integer count of 1e-18 (it must fit the storage scale exactly)."""
+    return int(value.scaleb(SCALE, context=_WIDE).to_integral_exact(context=_WIDE))
+
+
+def _half_even(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half to even (denominator > 0)."""
+    q, r = divmod(numerator, denominator)
+    twice = 2 * r
+    if twice > denominator or (twice == denominator and q % 2):
+        q += 1
+    return q
+
+
+def mul18(a: Decimal, b: Decimal) -> Decimal:
+    """a × b rounded half-even to 18 decimals: exactly what polars does for Decimal(38,18).
+
+    Booking uses this in its loop and polars uses it in its frames, so both paths agree to the
+    last digit.
+    """
+    return Decimal(_half_even(_units(a) * _units(b), _UNIT)).scaleb(-SCALE, context=_WIDE)
+
+
+def div18(a: Decimal, b: Decimal) -> Decimal:
+    """a ÷ b rounded half-even to 18 decimals, as polars divides Decimal(38,18); b must not be 0."""
+    num, den = _units(a) * _UNIT, _units(b)
+    if den < 0:
+        num, den = -num, -den
+    return Decimal(_half_even(num, den)).scaleb(-SCALE, context=_WIDE)

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from taxlens.config import Config
-from taxlens.errors import StoreError
+from taxlens.errors import RowError, StoreError
 
 DEFAULT_DB = "taxlens.duckdb"
 ENV_DB = "TAXLENS_DB"
@@ -301,6 +301,54 @@ class Store:
             """,
             [sha256s],
         )
+
+    # -- booked lots and disposals ------------------------------------------------------------
+
+    def files_fingerprint(self) -> str:
+        """A text that changes whenever the set of imported files changes."""
+        rows = self.con.execute("SELECT sha256 FROM files ORDER BY sha256").fetchall()
+        return ",".join(r[0] for r in rows)
+
+    def book_key(self) -> str | None:
+        rows = self.con.execute("SELECT key FROM book_state").fetchall()
+        return rows[0][0] if rows else None
+
+    def save_book(self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, problems: list[tuple[str, RowError]]) -> None:
+        """Replace the stored lots, disposals and problems with a new booking, in one transaction."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("book_state", "lots", "disposals", "book_problems"):
+                con.execute(f"DELETE FROM {table}")
+            for table, frame in (("lots", lots), ("disposals", disposals)):
+                con.register("incoming", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+                con.unregister("incoming")
+            if problems:
+                con.executemany(
+                    "INSERT INTO book_problems VALUES (?, ?, ?, ?)",
+                    [[kind, p.path, p.line, p.message] for kind, p in problems],
+                )
+            con.execute(
+                "INSERT INTO book_state VALUES (?, ?, ?, ?)",
+                [key, dt.datetime.now(dt.UTC), lots.height, disposals.height],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[str, RowError]]]:
+        """The stored lots (by seq), disposals (by sale, then slice) and problems."""
+        lots = self._frame("SELECT * FROM lots ORDER BY seq, rowid")
+        disposals = self._frame("SELECT * FROM disposals ORDER BY seq, rowid")
+        problems = [
+            (kind, RowError(path, line, message))
+            for kind, path, line, message in self.con.execute(
+                "SELECT kind, path, line, message FROM book_problems ORDER BY rowid"
+            ).fetchall()
+        ]
+        return lots, disposals, problems
 
     def _frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars frame (Decimal columns kept exact)."""

@@ -17,9 +17,11 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from taxlens.money import plain
+from taxlens.money import cents, plain
 
 FORMATS = ("table", "csv", "json")
+#: Columns right-aligned in tables even when rendered as text (cents keep their two decimals).
+MONEY = {"proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price"}
 
 
 def cell(value: object) -> str:
@@ -62,7 +64,7 @@ def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | No
     numeric = {
         name for name, dtype in frame.schema.items()
         if dtype.is_numeric() or isinstance(dtype, pl.Decimal)
-    } | (right or set())
+    } | (right or set()) | (MONEY & set(frame.columns))
     t = Table(title=title, show_edge=False, header_style="bold")
     for name in frame.columns:
         t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
@@ -79,3 +81,35 @@ def render(frame: pl.DataFrame, fmt: str, out: TextIO, console: Console, title: 
         "json": lambda: write_json(frame, out),
     }
     writers[fmt]()
+
+
+def cents_expr(value: pl.Expr) -> pl.Expr:
+    """Round a Decimal column to cents, half away from zero (as forms are filled), vectorised:
+    shift by half a cent, truncate to whole cents as an integer, scale back."""
+    half = pl.when(value >= 0).then(pl.lit(Decimal("0.5"))).otherwise(pl.lit(Decimal("-0.5")))
+    whole = (value * 100 + half).cast(pl.Int128)
+    return whole.cast(pl.Decimal(38, 2)) / 100
+
+
+def money_columns(frame: pl.DataFrame, columns: list[str], *, gain: str | None = None) -> pl.DataFrame:
+    """Money columns as text with exactly two decimals (``100.00``), rounded as ``cents_expr``;
+    with ``gain``, recompute it from the rounded proceeds, basis and adjustment so every row
+    adds up the way the form does."""
+    out = frame.with_columns(cents_expr(pl.col(c)).alias(c) for c in columns)
+    if gain is not None:
+        out = out.with_columns((pl.col("proceeds") - pl.col("cost_basis") + pl.col("adjustment")).alias(gain))
+        columns = [*columns, gain]
+    return out.with_columns(pl.col(c).cast(pl.String) for c in columns)
+
+
+def gains_summary(totals: dict[str, Decimal | int]) -> str:
+    """One line of totals for ``taxlens gains`` (money in cents)."""
+    c = {k: cents(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
+    line = (
+        f"{c['disposals']} lot slices sold: proceeds {c['proceeds']}, basis {c['cost_basis']}; "
+        f"short-term gains {c['short_gains']}, losses {c['short_losses']}; "
+        f"long-term gains {c['long_gains']}, losses {c['long_losses']}"
+    )
+    if c["unknown_basis"]:
+        line += f"; {c['unknown_basis']} with unknown basis (proceeds {c['unknown_basis_proceeds']}) left out"
+    return line

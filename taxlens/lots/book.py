@@ -1,0 +1,117 @@
+"""Booking: stored trades → lots and disposals. Pure: frames in, frames out, no database.
+
+The events of most positions (FIFO sales, no splits or transfers, never selling more than held)
+go through the vectorised FIFO in ``fifo.py``; the rest through the loop in ``engine.py``. Both
+produce the same rows to the last digit (a property test holds them to it), so which path a
+position takes never shows in the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from taxlens.config import Config
+from taxlens.errors import ConfigError, RowError
+from taxlens.lots.engine import Booked, Selections, book_loop
+from taxlens.lots.events import Settings, events_from_trades
+from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
+from taxlens.money import D, NotANumber
+
+
+#: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
+#: by an earlier taxlens is booked again rather than served stale.
+BOOK_REVISION = 1
+
+
+def settings_from_config(config: Config, method: str | None = None) -> Settings:
+    """Booking settings from taxlens.toml, with ``--method`` overriding every sale's method."""
+    rules: list[tuple[str, int | None, str]] = []
+    for name, account in sorted(config.accounts.items()):
+        if account.method is not None:
+            rules.append((name, None, account.method.value))
+        rules.extend((name, year, m.value) for year, m in sorted(account.methods.items()))
+    return Settings(
+        default_method=config.lots.method.value,
+        account_methods=tuple(rules),
+        crypto_universal=config.lots.crypto_scope == "universal",
+        month_end_rule=config.lots.holding_period_month_end,
+        override=method,
+    )
+
+
+def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None = None) -> Booked:
+    """Book ``trades`` (the ``trade_list`` view's columns). Returns every lot, every disposal
+    slice, the problems (booked but flagged) and the errors (specific-ID selections that could
+    not be honoured)."""
+    events, problems = events_from_trades(trades, settings)
+    try:
+        from taxlens.lots.fifo import book_fifo, fast_positions
+    except ImportError:  # pragma: no cover - fifo.py is part of the package
+        fast = pl.Series([False] * events.height)
+    else:
+        fast = fast_positions(events)
+    quick = book_fifo(events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
+    slow = book_loop(events.filter(~fast), selections=selections, month_end_rule=settings.month_end_rule)
+    parts = [b for b in (quick, slow) if b is not None]
+    lots = pl.concat([b.lots for b in parts]).sort("seq") if parts else pl.DataFrame(schema=LOT_SCHEMA)
+    disposals = pl.concat([b.disposals for b in parts]) if parts else pl.DataFrame(schema=DISPOSAL_SCHEMA)
+    disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
+    return Booked(lots, disposals, problems + slow.problems, slow.errors)
+
+
+def load_selections(path: str | Path) -> Selections:
+    """Read a lot-selection CSV (``sell_trade_id,lot_id,quantity``): which lots each sale took.
+
+    Raises ConfigError naming the file and line of a bad row.
+    """
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{name}: lot-selection file not found") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    need = {"sell_trade_id", "lot_id", "quantity"}
+    if not need <= set(reader.fieldnames or []):
+        raise ConfigError(f"{name}:1: lot-selection header must have sell_trade_id, lot_id, quantity")
+    out: Selections = {}
+    for row in reader:
+        try:
+            quantity = D(row["quantity"] or "")
+        except NotANumber as exc:
+            raise ConfigError(f"{name}:{reader.line_num}: quantity {row['quantity']!r} is not a number") from exc
+        if quantity <= 0:
+            raise ConfigError(f"{name}:{reader.line_num}: quantity {row['quantity']!r} is not positive")
+        out.setdefault(row["sell_trade_id"].strip(), []).append((row["lot_id"].strip(), Decimal(quantity)))
+    return out
+
+
+def summary(disposals: pl.DataFrame) -> dict[str, Decimal | int]:
+    """Totals of a disposals frame: proceeds, basis, short/long gains and losses, and the count
+    and proceeds of slices whose basis is unknown (left out of the gains)."""
+    known = disposals.filter(pl.col("cost_basis").is_not_null())
+    unknown = disposals.filter(pl.col("cost_basis").is_null())
+
+    def total(frame: pl.DataFrame, expr: pl.Expr) -> Decimal:
+        value = frame.select(expr.sum()).item() if frame.height else None
+        return Decimal(value) if value is not None else Decimal(0)
+
+    gain = pl.col("gain")
+    return {
+        "disposals": disposals.height,
+        "proceeds": total(known, pl.col("proceeds")),
+        "cost_basis": total(known, pl.col("cost_basis")),
+        "short_gains": total(known.filter((pl.col("term") == "short") & (gain > 0)), gain),
+        "short_losses": total(known.filter((pl.col("term") == "short") & (gain < 0)), gain),
+        "long_gains": total(known.filter((pl.col("term") == "long") & (gain > 0)), gain),
+        "long_losses": total(known.filter((pl.col("term") == "long") & (gain < 0)), gain),
+        "unknown_basis": unknown.height,
+        "unknown_basis_proceeds": total(unknown, pl.col("proceeds")),
+    }
+
+
+__all__ = ["Booked", "RowError", "book", "load_selections", "settings_from_config", "summary"]

@@ -1,0 +1,171 @@
+"""Stored trades → lot events: what each action does to lots, with amounts and order fixed.
+
+    buy, reinvest        acquire: basis = the cash paid (−amount) when the source gives it,
+                         else quantity × price + fee (the fee adds to basis)
+    income               acquire at market value (quantity × price): rewards and staking
+    sell                 dispose: proceeds = the cash received (amount), else
+                         quantity × price − fee (the fee reduces proceeds)
+    fee paid in the coin dispose of that coin for nothing (Reg. §1.1001-7(b)(1)(ii))
+    split_in, split_out  split: shares added to / removed from the open lots, basis kept
+    transfer_out/_in     lots move between the household's own accounts with basis and dates
+                         (paired by symbol and quantity within 7 days); an unpaired
+                         transfer in has unknown basis, never zero
+    sell_short, buy_to_cover  not booked: reported as unsupported
+    dividend, interest, deposit, … cash only: no lot changes
+
+Events apply in (tax date, instant, acquisitions before disposals, source, line) order: a
+date-only export cannot say whether a same-day buy came before a sale, and buying first never
+invents a shortfall.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from taxlens.errors import RowError
+from taxlens.ingest.frame import DECIMAL
+from taxlens.lots.frames import (
+    ACQUIRE, DISPOSE, EVENT_SCHEMA, SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT,
+)
+
+TRANSFER_WINDOW = dt.timedelta(days=7)
+
+_KIND = {
+    "buy": ACQUIRE, "reinvest": ACQUIRE, "income": ACQUIRE,
+    "sell": DISPOSE, "fee": DISPOSE,
+    "split_in": SPLIT_IN, "split_out": SPLIT_OUT,
+    "transfer_in": TRANSFER_IN, "transfer_out": TRANSFER_OUT,
+}
+_FIRST = {ACQUIRE: 0, TRANSFER_IN: 0, SPLIT_IN: 1, SPLIT_OUT: 1, DISPOSE: 2, TRANSFER_OUT: 2}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to book: a method per (account, tax year), the lot scope for crypto, the HP-6 rule."""
+
+    default_method: str = "fifo"
+    account_methods: tuple[tuple[str, int | None, str], ...] = ()  # (account, year or None, method)
+    crypto_universal: bool = False  # pool crypto lots across accounts (allowed before 2025 only)
+    month_end_rule: bool = True
+    override: str | None = None  # --method
+
+    def method_expr(self) -> pl.Expr:
+        """The method for each sale: --method, else account+year, else account, else default."""
+        if self.override:
+            return pl.lit(self.override)
+        expr = pl.lit(self.default_method)
+        year = pl.col("trade_date").dt.year()
+        # Later rules win: account-wide first, then account+year.
+        for account, y, method in sorted(self.account_methods, key=lambda r: r[1] is not None):
+            cond = pl.col("account") == account
+            if y is not None:
+                cond = cond & (year == y)
+            expr = pl.when(cond).then(pl.lit(method)).otherwise(expr)
+        return expr
+
+
+def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.DataFrame, list[RowError]]:
+    """Lot events (``EVENT_SCHEMA``) for the stored ``trades`` (the ``trade_list`` view's columns),
+    and the problems: short sales, fees in another currency, unpaired transfers.
+    """
+    problems: list[RowError] = []
+    t = trades.with_columns(pl.col("action").replace_strict(_KIND, default=None).alias("kind"))
+    for row in t.filter(pl.col("action").is_in(["sell_short", "buy_to_cover"])).iter_rows(named=True):
+        problems.append(_error(row["source"], f"{row['action']} of {row['symbol']}: short positions are not supported, so it is not booked"))
+    # A fee is a lot event only when paid in the asset itself (a coin fee), not in cash.
+    coin_fee = (pl.col("fee_currency") == pl.col("symbol")) & (pl.col("symbol") != pl.col("currency"))
+    t = t.filter(pl.col("kind").is_not_null() & ((pl.col("action") != "fee") | coin_fee))
+    odd_fee = t.filter(
+        pl.col("kind").is_in([ACQUIRE, DISPOSE]) & (pl.col("action") != "fee") & (pl.col("fee") != 0)
+        & (pl.col("fee_currency") != pl.col("currency")) & pl.col("amount").is_null()
+    )
+    for row in odd_fee.iter_rows(named=True):
+        problems.append(_error(row["source"], f"fee of {row['fee']} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
+
+    fee_in_trade_currency = pl.when(pl.col("fee_currency") == pl.col("currency")).then(pl.col("fee")).otherwise(pl.lit(0).cast(DECIMAL))
+    gross = pl.col("quantity") * pl.col("price")
+    basis = (
+        pl.when(pl.col("action") == "income").then(gross)
+        .when(pl.col("amount") < 0).then(-pl.col("amount"))
+        .when(pl.col("price").is_not_null()).then(gross + fee_in_trade_currency)
+        .otherwise(None)
+    )
+    proceeds = (
+        pl.when(pl.col("action") == "fee").then(pl.lit(0).cast(DECIMAL))
+        .when(pl.col("amount") > 0).then(pl.col("amount"))
+        .when(pl.col("price").is_not_null()).then(gross - fee_in_trade_currency)
+        .otherwise(None)
+    )
+    amount = (
+        pl.when(pl.col("kind") == ACQUIRE).then(basis)
+        .when(pl.col("kind") == DISPOSE).then(proceeds)
+        .otherwise(None)
+    )
+    scope = pl.col("account")
+    if settings.crypto_universal:
+        scope = pl.when(pl.col("asset_class") == "crypto").then(pl.lit("universal:") + pl.col("owner").fill_null("self")).otherwise(scope)
+    ordered = t.with_columns(
+        pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
+        pl.col("source").str.replace(r":\d+$", "").alias("_file"),
+        pl.col("source").str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
+    ).sort(["trade_date", "ts", "_first", "_file", "_line"], nulls_last=False)
+    events = ordered.select(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq"),
+        scope.alias("scope"),
+        "account", "symbol", "kind",
+        pl.col("trade_date").alias("date"),
+        pl.when(pl.col("action") == "fee").then(pl.col("fee")).otherwise(pl.col("quantity")).cast(DECIMAL).alias("quantity"),
+        amount.cast(DECIMAL).alias("amount"),
+        pl.col("id").alias("trade_id"),
+        pl.col("lot_id"),
+        pl.when(pl.col("kind") == DISPOSE).then(settings.method_expr()).otherwise(None).alias("method"),
+        pl.lit(None, dtype=pl.String).alias("transfer_key"),
+        "currency", "source",
+    )
+    events = events.filter(pl.col("quantity") > 0)
+    events, unpaired = _pair_transfers(events)
+    for row in unpaired:
+        problems.append(_error(row["source"], f"transfer in of {row['symbol']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
+    return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
+
+
+def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]]]:
+    """Give each transfer_in the key of the earliest unpaired transfer_out of the same symbol
+    and quantity from another account within 7 days (either side). Transfers are rare: a loop."""
+    moves = events.filter(pl.col("kind").is_in([TRANSFER_IN, TRANSFER_OUT]))
+    if moves.height == 0:
+        return events, []
+    outs = [r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_OUT]
+    keys: dict[int, str] = {}
+    unpaired = []
+    for row in (r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_IN):
+        match = next(
+            (o for o in outs if o["seq"] not in keys and o["symbol"] == row["symbol"] and o["quantity"] == row["quantity"]
+             and o["account"] != row["account"] and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW),
+            None,
+        )
+        if match is None:
+            unpaired.append(row)
+            continue
+        key = f"t{match['seq']}"
+        keys[match["seq"]] = keys[row["seq"]] = key
+    if not keys:
+        return events, unpaired
+    keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})
+    events = events.join(keyed, on="seq", how="left").with_columns(pl.col("_key").alias("transfer_key")).drop("_key")
+    # A transfer in that arrives before its transfer out waits for it: move it just after.
+    order = events.with_columns(
+        pl.when((pl.col("kind") == TRANSFER_IN) & pl.col("transfer_key").is_not_null()).then(
+            pl.max_horizontal(pl.col("seq"), pl.col("seq").filter(pl.col("kind") == TRANSFER_OUT).first().over("transfer_key"))
+        ).otherwise(pl.col("seq")).alias("_after")
+    )
+    events = order.sort(["_after", "seq"]).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_after")
+    return events, unpaired
+
+
+def _error(source: str, message: str) -> RowError:
+    path, _, line = source.rpartition(":")
+    return RowError(path, int(line) if line.isdigit() else 0, message)

@@ -1,0 +1,84 @@
+"""The frames booking passes around: events in, lots and disposals out.
+
+Booking never sees trades directly: ``events.py`` turns stored trades into lot events (with the
+lot scope, the method for each sale and the amounts already fixed), and both booking paths, the
+vectorised FIFO (``fifo.py``) and the general loop (``engine.py``), read these events and write
+the same lots and disposals, to the last digit.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from taxlens.ingest.frame import DECIMAL
+
+#: One lot-affecting event. ``seq`` is the order events apply in (unique). ``scope`` is the lot
+#: pool (the account, or a pooled crypto scope). Kinds: acquire (a new lot: buy, reinvestment,
+#: income, opening lot), dispose (a sale; ``amount`` is the proceeds net of fees), split_in and
+#: split_out (shares added to or removed from the open lots pro rata, basis and dates kept),
+#: transfer_out and transfer_in (lots leaving one scope and, when ``transfer_key`` pairs them,
+#: arriving in another with their basis and dates).
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "seq": pl.Int64(),
+    "scope": pl.String(),
+    "account": pl.String(),
+    "symbol": pl.String(),
+    "kind": pl.String(),
+    "date": pl.Date(),
+    "quantity": DECIMAL,  # > 0
+    "amount": DECIMAL,  # acquire: total basis with fees (null: unknown); dispose: net proceeds
+    "trade_id": pl.String(),  # the trade's id as outputs show it (the source's own id if any)
+    "lot_id": pl.String(),  # dispose under specific-ID: the lot it names
+    "method": pl.String(),  # dispose: fifo | lifo | hifo | taxmin | specific
+    "transfer_key": pl.String(),  # pairs a transfer_out with its transfer_in
+    "currency": pl.String(),
+    "source": pl.String(),  # path:line of the trade
+}
+
+#: Every lot ever opened, with what is still open. ``quantity`` and ``cost_basis`` are as
+#: acquired (after splits); ``open_quantity``/``open_basis`` remain. ``cost_basis`` is null when
+#: the basis is unknown (a transfer in with no basis).
+LOT_SCHEMA: dict[str, pl.DataType] = {
+    "scope": pl.String(),
+    "account": pl.String(),
+    "symbol": pl.String(),
+    "lot_id": pl.String(),
+    "acquired": pl.Date(),
+    "adjusted_acquired": pl.Date(),
+    "quantity": DECIMAL,
+    "cost_basis": DECIMAL,
+    "adjusted_basis": DECIMAL,
+    "open_quantity": DECIMAL,
+    "open_basis": DECIMAL,
+    "currency": pl.String(),
+    "seq": pl.Int64(),
+    "source": pl.String(),
+}
+
+#: One row per lot slice sold (what Form 8949 needs). A sale that exceeds the lots held books
+#: its excess as a slice with a null ``lot_id`` and null basis ("basis unknown"), never zero.
+DISPOSAL_SCHEMA: dict[str, pl.DataType] = {
+    "scope": pl.String(),
+    "account": pl.String(),
+    "symbol": pl.String(),
+    "quantity": DECIMAL,
+    "acquired": pl.Date(),
+    "disposed": pl.Date(),
+    "proceeds": DECIMAL,
+    "cost_basis": DECIMAL,
+    "adjustment_code": pl.String(),
+    "adjustment": DECIMAL,
+    "gain": DECIMAL,
+    "term": pl.String(),
+    "method": pl.String(),
+    "sell_trade_id": pl.String(),
+    "lot_id": pl.String(),
+    "currency": pl.String(),
+    "seq": pl.Int64(),  # the sale's event
+    "source": pl.String(),  # the sale's path:line
+}
+
+ACQUIRE, DISPOSE = "acquire", "dispose"
+SPLIT_IN, SPLIT_OUT = "split_in", "split_out"
+TRANSFER_IN, TRANSFER_OUT = "transfer_in", "transfer_out"
+METHODS = ("fifo", "lifo", "hifo", "taxmin", "specific")
