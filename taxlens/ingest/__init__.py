@@ -12,6 +12,7 @@ from taxlens.ingest.alpaca import Alpaca
 from taxlens.ingest.base import Adapter, Context, Extracted, Source
 from taxlens.ingest.coinbase import Coinbase
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
+from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.ibkr import IbkrFlex
 from taxlens.ingest.schwab import Schwab
 
@@ -24,6 +25,7 @@ ADAPTERS: dict[str, Adapter] = {
         IbkrFlex(),
         Coinbase(),
         Schwab(),
+        OpeningLots(),
     )
 }
 
