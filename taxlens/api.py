@@ -207,10 +207,7 @@ class Book:
         method: str | None = None,
     ) -> pl.DataFrame:
         """Disposals (one row per lot slice sold), filtered by year disposed, account, symbol."""
-        frame = self.booked(method=method).disposals
-        if year is not None:
-            frame = frame.filter(pl.col("disposed").dt.year() == year)
-        return _filter(frame, account=account, symbol=symbol)
+        return select_gains(self.booked(method=method).disposals, year=year, account=account, symbol=symbol)
 
     def lots(
         self, *, open_only: bool = False, as_of: dt.date | None = None, account: str | None = None,
@@ -235,6 +232,13 @@ class Book:
         """Trades added by ``report``'s files, per account and symbol."""
         shas = [f.sha256 for f in report.files if f.status == "imported" and f.sha256]
         return self.store.summary(shas)
+
+
+def select_gains(disposals: pl.DataFrame, *, year: int | None = None, account: str | None = None, symbol: str | None = None) -> pl.DataFrame:
+    """The disposals of one tax year (by date disposed), account and symbol."""
+    if year is not None:
+        disposals = disposals.filter(pl.col("disposed").dt.year() == year)
+    return _filter(disposals, account=account, symbol=symbol)
 
 
 def _filter(frame: pl.DataFrame, *, account: str | None, symbol: str | None) -> pl.DataFrame:

@@ -17,11 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from taxlens import __version__
-from taxlens.api import Book, FileResult, IngestReport
+from taxlens.api import Book, FileResult, IngestReport, select_gains
 from taxlens.api import Progress as IngestProgress
 from taxlens.errors import TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary
+from taxlens.lots.engine import Booked
 from taxlens.report import listing
 from taxlens.store import DEFAULT_DB, ENV_DB
 
@@ -272,14 +273,10 @@ METHOD_OPTION = click.option(
 )
 
 
-def _print_problems(book: Book, err: Console, method: str | None) -> bool:
-    """Print booking problems (flagged) and errors to stderr; return True if there were errors."""
-    result = book.booked(method=method)
-    for problem in result.problems:
+def _print_problems(result: Booked, err: Console) -> None:
+    """Booking problems (booked but flagged) and errors, as FILE:LINE: message on stderr."""
+    for problem in [*result.problems, *result.errors]:
         err.print(f"{problem}", markup=False)
-    for error in result.errors:
-        err.print(f"{error}", markup=False)
-    return bool(result.errors)
 
 
 @cli.command()
@@ -299,14 +296,15 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
     """
     out, err = _console(), _console(stderr=True)
     with _book(ctx) as book:
-        frame = book.gains(year=year, account=account, symbol=symbol, method=method)
-        failed = _print_problems(book, err, method)
+        result = book.booked(method=method)
+    _print_problems(result, err)
+    frame = select_gains(result.disposals, year=year, account=account, symbol=symbol)
     totals = summary(frame)
     shown = listing.money_columns(frame.select(GAINS_COLUMNS), ["proceeds", "cost_basis", "adjustment"], gain="gain")
     listing.render(shown, fmt, sys.stdout, out)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)
-    if failed:
+    if result.errors:
         raise click.ClickException("some specific-ID selections could not be honoured (listed above)")
 
 
