@@ -30,6 +30,7 @@ from taxlens.ingest.frame import DECIMAL
 from taxlens.lots.frames import (
     ACQUIRE, DISPOSE, EVENT_SCHEMA, SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT,
 )
+from taxlens.money import plain
 
 TRANSFER_WINDOW = dt.timedelta(days=7)
 
@@ -83,7 +84,7 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         & (pl.col("fee_currency") != pl.col("currency")) & pl.col("amount").is_null()
     )
     for row in odd_fee.iter_rows(named=True):
-        problems.append(_error(row["source"], f"fee of {row['fee']} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
+        problems.append(_error(row["source"], f"fee of {plain(row['fee'])} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
 
     fee_in_trade_currency = pl.when(pl.col("fee_currency") == pl.col("currency")).then(pl.col("fee")).otherwise(pl.lit(0).cast(DECIMAL))
     gross = pl.col("quantity") * pl.col("price")
@@ -156,13 +157,16 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
         return events, unpaired
     keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})
     events = events.join(keyed, on="seq", how="left").with_columns(pl.col("_key").alias("transfer_key")).drop("_key")
-    # A transfer in that arrives before its transfer out waits for it: move it just after.
+    # A transfer in that arrives before its transfer out waits for it: move it just after
+    # (``_in`` breaks the tie with its transfer out, whose seq it takes as ``_after``).
+    paired_in = (pl.col("kind") == TRANSFER_IN) & pl.col("transfer_key").is_not_null()
     order = events.with_columns(
-        pl.when((pl.col("kind") == TRANSFER_IN) & pl.col("transfer_key").is_not_null()).then(
+        pl.when(paired_in).then(
             pl.max_horizontal(pl.col("seq"), pl.col("seq").filter(pl.col("kind") == TRANSFER_OUT).first().over("transfer_key"))
-        ).otherwise(pl.col("seq")).alias("_after")
+        ).otherwise(pl.col("seq")).alias("_after"),
+        paired_in.alias("_in"),
     )
-    events = order.sort(["_after", "seq"]).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_after")
+    events = order.sort(["_after", "_in", "seq"]).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_after", "_in")
     return events, unpaired
 
 

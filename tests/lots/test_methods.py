@@ -1,0 +1,599 @@
+"""Lot booking, worksheet by worksheet: trades in as a generic CSV, disposals out as a table.
+
+Each test is one tax worksheet: the trades as the user would write them in taxlens' generic CSV,
+the booking done through the public API (``Book.ingest`` then ``gains``/``lots``/``booked``), and
+the expected disposal slices as a small table whose amounts are exact Decimals (``plain``: no
+rounding, no trailing zeros). The arithmetic behind every expected number is in a comment next
+to it. Rules: tax-rules.md §1 (holding period) and §2 (basis, fees, lot selection); the pro-rata
+rule is in taxlens/lots/engine.py's docstring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import taxlens
+import taxlens.api
+from taxlens import Config
+from taxlens.api import Book
+from taxlens.cli import cli
+from taxlens.money import plain
+from tests.conftest import write
+
+HEADER = "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n"
+SLICE = "quantity,acquired,disposed,proceeds,cost_basis,gain,term,lot_id"
+OPEN = "account,symbol,lot_id,acquired,quantity,cost_basis"
+
+
+# -- the worksheet helpers -------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return plain(value)  # exact: every digit kept, only trailing zeros dropped
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def table(frame: pl.DataFrame, columns: str) -> list[str]:
+    """The frame's ``columns`` as lines of comma-separated text, Decimals exact."""
+    names = columns.split(",")
+    return [",".join(_cell(row[c]) for c in names) for row in frame.select(names).iter_rows(named=True)]
+
+
+def rows(text: str) -> list[str]:
+    """An expected table written with aligned columns: spaces around each field are dropped."""
+    return [",".join(f.strip() for f in line.split(",")) for line in textwrap.dedent(text).strip().splitlines()]
+
+
+def load(book: Book, tmp_path: Path, trades: str, name: str = "trades.csv") -> Path:
+    """Write ``trades`` (generic-CSV rows, header added) to ``tmp_path/name`` and ingest it."""
+    path = write(tmp_path, name, HEADER + textwrap.dedent(trades).lstrip("\n"))
+    report = book.ingest([path])
+    assert report.ok, [(f.problem, f.errors) for f in report.files]
+    return path
+
+
+def total(column: pl.Series) -> Decimal:
+    """The exact sum of a Decimal column (no unknown values allowed)."""
+    values = column.to_list()
+    assert None not in values
+    return sum(values, Decimal(0))
+
+
+def messages(problems: list[taxlens.errors.RowError]) -> list[str]:
+    return [str(p) for p in problems]
+
+
+@pytest.fixture
+def book_with() -> Iterator[Callable[[dict[str, object]], Book]]:
+    """An in-memory book with a taxlens.toml given as a dict (``Config.model_validate``)."""
+    opened: list[Book] = []
+
+    def make(settings: dict[str, object]) -> Book:
+        b = taxlens.open_book(":memory:", Config.model_validate(settings))
+        opened.append(b)
+        return b
+
+    yield make
+    for b in opened:
+        b.close()
+
+
+# -- one history, every method --------------------------------------------------------------------
+
+# Three buys and two sales of VTI. Unit bases: B1 100, B2 120, B3 105. Anniversaries (the last
+# short-term day): B1 2025-01-02, B2 2025-03-01, B3 2025-06-03. So on 2025-02-03 (S1) B1 is
+# long-term and B2, B3 short-term; on 2025-04-01 (S2) B1 and B2 are long-term, B3 short-term.
+# S1 sells 15 for 1650.00 (110.00 a share), S2 sells 8 for 920.00 (115.00 a share). S2's lot_id
+# is only read under specific identification; every other method ignores it.
+HISTORY = """\
+2024-01-02,Alpaca,VTI,buy,10,100.00,0,USD,etf,B1,
+2024-03-01,Alpaca,VTI,buy,10,120.00,0,USD,etf,B2,
+2024-06-03,Alpaca,VTI,buy,10,105.00,0,USD,etf,B3,
+2025-02-03,Alpaca,VTI,sell,15,110.00,0,USD,etf,S1,
+2025-04-01,Alpaca,VTI,sell,8,115.00,0,USD,etf,S2,B1
+"""
+
+
+def test_fifo_takes_the_earliest_lots_first(book: Book, tmp_path: Path) -> None:
+    """FIFO (the default, Reg. §1.1012-1(c)(1)): earliest acquired first; a sale spans lots."""
+    load(book, tmp_path, HISTORY)
+    assert table(book.gains(), SLICE) == rows("""
+        10, 2024-01-02, 2025-02-03, 1100, 1000,  100, long,  B1
+         5, 2024-03-01, 2025-02-03,  550,  600,  -50, short, B2
+         5, 2024-03-01, 2025-04-01,  575,  600,  -25, long,  B2
+         3, 2024-06-03, 2025-04-01,  345,  315,   30, short, B3
+    """)
+    # S1: B1 all 10 (10 × 110 = 1100 − 1000) and 5 of B2 (5 × 110 = 550 − 5 × 120 = 600).
+    # S2: B2's other 5 (5 × 115 = 575 − 600) and 3 of B3 (3 × 115 = 345 − 3 × 105 = 315).
+    # Left open: 7 of B3, basis 1050 − 315 = 735.
+    assert table(book.lots(open_only=True), OPEN) == rows("Alpaca, VTI, B3, 2024-06-03, 7, 735")
+    assert set(book.gains()["method"]) == {"fifo"}
+
+
+def test_lifo_takes_the_latest_lots_first(book: Book, tmp_path: Path) -> None:
+    """LIFO: latest acquired first."""
+    load(book, tmp_path, HISTORY)
+    assert table(book.gains(method="lifo"), SLICE) == rows("""
+        10, 2024-06-03, 2025-02-03, 1100, 1050,   50, short, B3
+         5, 2024-03-01, 2025-02-03,  550,  600,  -50, short, B2
+         5, 2024-03-01, 2025-04-01,  575,  600,  -25, long,  B2
+         3, 2024-01-02, 2025-04-01,  345,  300,   45, long,  B1
+    """)
+    # S1: B3 all 10 (1100 − 1050), then 5 of B2 (550 − 600). S2: B2's last 5 (575 − 600), then
+    # 3 of B1 (345 − 300). Left open: 7 of B1, basis 700.
+    assert table(book.lots(open_only=True, method="lifo"), OPEN) == rows("Alpaca, VTI, B1, 2024-01-02, 7, 700")
+    assert set(book.gains(method="lifo")["method"]) == {"lifo"}
+
+
+def test_hifo_takes_the_highest_basis_per_share_first(book: Book, tmp_path: Path) -> None:
+    """HIFO: highest basis per share first (120 B2, then 105 B3, then 100 B1)."""
+    load(book, tmp_path, HISTORY)
+    assert table(book.gains(method="hifo"), SLICE) == rows("""
+        10, 2024-03-01, 2025-02-03, 1100, 1200, -100, short, B2
+         5, 2024-06-03, 2025-02-03,  550,  525,   25, short, B3
+         5, 2024-06-03, 2025-04-01,  575,  525,   50, short, B3
+         3, 2024-01-02, 2025-04-01,  345,  300,   45, long,  B1
+    """)
+    # S1: B2 all 10 (1100 − 1200), 5 of B3 (550 − 525). S2: B3's other 5 (575 − 525), 3 of B1
+    # (345 − 300). Left open: 7 of B1, basis 700.
+    assert table(book.lots(open_only=True, method="hifo"), OPEN) == rows("Alpaca, VTI, B1, 2024-01-02, 7, 700")
+
+
+def test_taxmin_takes_losses_then_long_term_gains_before_short_term_gains(book: Book, tmp_path: Path) -> None:
+    """TaxMin: short-term losses, long-term losses, long-term gains, then short-term gains.
+
+    At S1 (110.00): B2 is a short-term loss (−10/sh), B1 a long-term gain (+10/sh), B3 a
+    short-term gain (+5/sh). HIFO would take B3 (105) before B1 (100); TaxMin takes the
+    long-term gain B1 first. At S2 (115.00): B1 a long-term gain, B3 a short-term gain."""
+    load(book, tmp_path, HISTORY)
+    assert table(book.gains(method="taxmin"), SLICE) == rows("""
+        10, 2024-03-01, 2025-02-03, 1100, 1200, -100, short, B2
+         5, 2024-01-02, 2025-02-03,  550,  500,   50, long,  B1
+         5, 2024-01-02, 2025-04-01,  575,  500,   75, long,  B1
+         3, 2024-06-03, 2025-04-01,  345,  315,   30, short, B3
+    """)
+    # S1: B2 all 10 (1100 − 1200), 5 of B1 (550 − 500). S2: B1's other 5 (575 − 500), 3 of B3
+    # (345 − 315). Left open: 7 of B3, basis 735.
+    assert table(book.lots(open_only=True, method="taxmin"), OPEN) == rows("Alpaca, VTI, B3, 2024-06-03, 7, 735")
+
+
+def test_specific_identification_by_lot_id_and_selection_file(book_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Specific ID: a sale takes exactly the lots it names, from a lot-selection file (several
+    lots, in the file's order) or from the sell row's lot_id column (the buy's trade_id)."""
+    selections = write(tmp_path, "lots.csv", "sell_trade_id,lot_id,quantity\nS1,B3,7\nS1,B2,8\n")
+    book = book_with({"lots": {"method": "specific", "selections": str(selections)}})
+    load(book, tmp_path, HISTORY)
+    assert table(book.gains(), SLICE) == rows("""
+        7, 2024-06-03, 2025-02-03,  770,  735,   35, short, B3
+        8, 2024-03-01, 2025-02-03,  880,  960,  -80, short, B2
+        8, 2024-01-02, 2025-04-01,  920,  800,  120, long,  B1
+    """)
+    # S1 (file): 7 of B3 (7 × 110 = 770 − 7 × 105 = 735), 8 of B2 (880 − 960).
+    # S2 (lot_id B1): 8 of B1 (8 × 115 = 920 − 800).
+    assert table(book.lots(open_only=True), OPEN) == rows("""
+        Alpaca, VTI, B1, 2024-01-02, 2, 200
+        Alpaca, VTI, B2, 2024-03-01, 2, 240
+        Alpaca, VTI, B3, 2024-06-03, 3, 315
+    """)
+    assert book.booked().errors == [] and book.booked().problems == []
+
+
+def test_every_method_conserves_the_history(book: Book, tmp_path: Path) -> None:
+    """Whatever the order, the same shares and the same basis leave: sold + open = bought."""
+    load(book, tmp_path, HISTORY)
+    for method in ("fifo", "lifo", "hifo", "taxmin"):
+        sold, lots = book.booked(method=method).disposals, book.booked(method=method).lots
+        assert total(sold["quantity"]) + total(lots["open_quantity"]) == Decimal(30)
+        assert total(sold["cost_basis"]) + total(lots["open_basis"]) == Decimal(3250)  # 1000 + 1200 + 1050
+        assert total(sold["proceeds"]) == Decimal(2570)  # 1650 + 920
+
+
+# -- fees ------------------------------------------------------------------------------------------
+
+
+def test_buy_fees_add_to_basis_and_sell_fees_reduce_proceeds(book: Book, tmp_path: Path) -> None:
+    """Fees (tax-rules.md §2.1): a purchase fee is part of the cost; a selling fee comes off the
+    amount realized. The basis is then split pro rata at 18 decimals."""
+    load(book, tmp_path, """
+        2025-01-02,Alpaca,VTI,buy,3,50.00,0.35,USD,etf,B1,
+        2025-03-03,Alpaca,VTI,sell,2,55.00,0.20,USD,etf,S1,
+    """)
+    # Basis 3 × 50.00 + 0.35 = 150.35; unit 150.35 ÷ 3 = 50.116666666666666666|67 → …667 (half
+    # even at 18 places); 2 shares: 2 × 50.116666666666666667 = 100.233333333333333334.
+    # Proceeds 2 × 55.00 − 0.20 = 109.80; gain 109.80 − 100.233333333333333334.
+    assert table(book.gains(), SLICE) == rows("""
+        2, 2025-01-02, 2025-03-03, 109.8, 100.233333333333333334, 9.566666666666666666, short, B1
+    """)
+    # What stays is the rest of the 150.35, to the last digit: 150.35 − 100.233333333333333334.
+    assert table(book.lots(open_only=True), OPEN) == rows("Alpaca, VTI, B1, 2025-01-02, 1, 50.116666666666666666")
+
+
+def test_a_fee_in_another_currency_is_left_out_with_a_problem(book: Book, tmp_path: Path) -> None:
+    """A fee charged in another currency has no exchange rate to bring it into the trade's
+    currency: it is left out of basis or proceeds, and a problem names the row. (The generic
+    CSV's fee is always in the trade currency, so this uses an IBKR Flex export, whose
+    IBCommissionCurrency can differ.)"""
+    path = write(tmp_path, "flex.csv", """
+        "Buy/Sell","TradeDate","Symbol","Quantity","TradePrice","CurrencyPrimary","IBCommission","IBCommissionCurrency","TradeID"
+        "BUY","20250102","VT","10","100","USD","-1","USD","B1"
+        "SELL","20250203","VT","-4","110","USD","-0.35","CHF","S1"
+    """)
+    assert book.ingest([path]).ok
+    # Buy: 10 × 100 + 1.00 USD fee = 1001.00; 4 shares carry 400.40. Sale: 4 × 110 = 440.00,
+    # the 0.35 CHF commission is not subtracted.
+    assert table(book.gains(), SLICE) == rows("4, 2025-01-02, 2025-02-03, 440, 400.4, 39.6, short, B1")
+    assert messages(book.booked().problems) == [
+        f"{path}:3: fee of 0.35 CHF on a USD trade is left out of its basis or proceeds (no exchange rate)",
+    ]
+
+
+# -- fractions and the pro-rata rule ---------------------------------------------------------------
+
+
+def test_a_basis_that_does_not_divide_evenly_adds_up_exactly(book: Book, tmp_path: Path) -> None:
+    """Pro rata: F(c) = (B ÷ Q) × c rounded at 18 places, and F(Q) = B, so the slices of a lot
+    add up to its basis exactly whatever the rounding."""
+    load(book, tmp_path, """
+        2025-01-02,Coinbase,BTC,buy,3,33.33,0.01,USD,crypto,B1,
+        2025-02-03,Coinbase,BTC,sell,1,40.00,0,USD,crypto,S1,
+    """)
+    # Basis 3 × 33.33 + 0.01 = 100.00. Unit 100 ÷ 3 = 33.333333333333333333 (18 places).
+    assert table(book.gains(), SLICE) == rows("1, 2025-01-02, 2025-02-03, 40, 33.333333333333333333, 6.666666666666666667, short, B1")
+    # The remaining 2 carry 100 − 33.333333333333333333 = 66.666666666666666667, not 2 × 33.33…
+    assert table(book.lots(open_only=True), OPEN) == rows("Coinbase, BTC, B1, 2025-01-02, 2, 66.666666666666666667")
+
+    load(book, tmp_path, "2025-03-03,Coinbase,BTC,sell,2,45.00,0,USD,crypto,S2,\n", name="more.csv")
+    # Last slice: F(3) − F(1) = 100 − 33.333333333333333333; the lot's slices sum to 100 exactly.
+    gains = book.gains()
+    assert table(gains, SLICE)[1] == "2,2025-01-02,2025-03-03,90,66.666666666666666667,23.333333333333333333,short,B1"
+    assert gains["cost_basis"].sum() == Decimal(100)
+
+
+def test_crypto_quantities_with_8_and_18_decimals(book: Book, tmp_path: Path) -> None:
+    """Fractional crypto: quantities up to 18 decimals, basis split pro rata exactly."""
+    load(book, tmp_path, """
+        2025-01-02,Coinbase,ETH,buy,0.123456789012345678,2500.00,1.99,USD,crypto,E1,
+        2025-02-03,Coinbase,ETH,sell,0.1,3000.00,0.50,USD,crypto,E2,
+        2025-01-02,Coinbase,BTC,buy,0.00012345,97123.45,0.99,USD,crypto,C1,
+        2025-02-03,Coinbase,BTC,sell,0.0001,100000.00,0.10,USD,crypto,C2,
+    """)
+    # ETH basis 0.123456789012345678 × 2500 + 1.99 = 310.631972530864195;
+    #   unit 310.631972530864195 ÷ 0.123456789012345678 = 2516.119000145071001438 (18 places),
+    #   × 0.1 = 251.611900014507100144 (rounded at 18 places: …1001438 × 0.1 = …10014|38 → …100144);
+    #   proceeds 0.1 × 3000 − 0.50 = 299.50; gain 299.50 − 251.611900014507100144.
+    # BTC basis 0.00012345 × 97123.45 + 0.99 = 11.9898899025 + 0.99 = 12.9798899025;
+    #   unit 12.9798899025 ÷ 0.00012345 = 105142.891069258809234508, × 0.0001 = 10.514289106925880923
+    #   (…9234508 × 0.0001 → …923|4508 → …923); proceeds 0.0001 × 100000 − 0.10 = 9.90.
+    assert table(book.gains(symbol="ETH"), SLICE) == rows("""
+        0.1, 2025-01-02, 2025-02-03, 299.5, 251.611900014507100144, 47.888099985492899856, short, E1
+    """)
+    assert table(book.gains(symbol="BTC"), SLICE) == rows("""
+        0.0001, 2025-01-02, 2025-02-03, 9.9, 10.514289106925880923, -0.614289106925880923, short, C1
+    """)
+    # Open: ETH 0.023456789012345678 with 310.631972530864195 − 251.611900014507100144;
+    #       BTC 0.00002345 with 12.9798899025 − 10.514289106925880923.
+    assert table(book.lots(open_only=True), OPEN) == rows("""
+        Coinbase, ETH, E1, 2025-01-02, 0.023456789012345678, 59.020072516357094856
+        Coinbase, BTC, C1, 2025-01-02, 0.00002345, 2.465600795574119077
+    """)
+
+
+# -- holding period and tax dates --------------------------------------------------------------------
+
+
+def test_a_sale_on_the_anniversary_is_short_term_the_day_after_long_term(book: Book, tmp_path: Path) -> None:
+    """Holding period (tax-rules.md §1, HP-1/HP-2): long-term only if held *more than* a year,
+    counting from the day after the trade date; a sale on the anniversary is short-term."""
+    load(book, tmp_path, """
+        2024-02-05,Alpaca,VTI,buy,2,200.00,0,USD,etf,B1,
+        2025-02-05,Alpaca,VTI,sell,1,210.00,0,USD,etf,S1,
+        2025-02-06,Alpaca,VTI,sell,1,220.00,0,USD,etf,S2,
+    """)
+    assert table(book.gains(), SLICE) == rows("""
+        1, 2024-02-05, 2025-02-05, 210, 200, 10, short, B1
+        1, 2024-02-05, 2025-02-06, 220, 200, 20, long,  B1
+    """)
+
+
+def test_a_fill_after_midnight_utc_is_a_new_york_trade_of_the_day_before(book: Book, tmp_path: Path) -> None:
+    """Tax dates are in the taxpayer's time zone (America/New_York by default): a fill at
+    2026-01-01T01:30:00Z is 2025-12-31 20:30 in New York, so it is a 2025 sale, and for the
+    holding period it falls on the anniversary of a 2024-12-31 buy (month end: the last short-
+    term day is 2025-12-31), so it is short-term. At 05:30Z (00:30 in New York) it is a 2026,
+    long-term sale."""
+    load(book, tmp_path, """
+        2024-12-31,Coinbase,BTC,buy,1,50000.00,0,USD,crypto,B1,
+        2026-01-01T01:30:00Z,Coinbase,BTC,sell,0.5,90000.00,0,USD,crypto,S1,
+        2026-01-01T05:30:00Z,Coinbase,BTC,sell,0.25,92000.00,0,USD,crypto,S2,
+    """)
+    # S1: 0.5 × 90000 = 45000 − 0.5 × 50000 = 25000. S2: 0.25 × 92000 = 23000 − 12500.
+    assert table(book.gains(year=2025), SLICE) == rows("0.5, 2024-12-31, 2025-12-31, 45000, 25000, 20000, short, B1")
+    assert table(book.gains(year=2026), SLICE) == rows("0.25, 2024-12-31, 2026-01-01, 23000, 12500, 10500, long, B1")
+
+
+# -- splits ------------------------------------------------------------------------------------------
+
+
+def test_forward_and_reverse_splits_change_quantities_and_keep_basis_and_dates(book: Book, tmp_path: Path) -> None:
+    """Splits: split_in adds shares and split_out removes them, pro rata across the open lots;
+    each lot keeps its basis and its acquisition date (so the holding period is unchanged)."""
+    load(book, tmp_path, """
+        2024-01-02,Alpaca,NVDA,buy,10,500.00,0,USD,equity,B1,
+        2024-02-01,Alpaca,NVDA,buy,5,600.00,0,USD,equity,B2,
+        2024-03-01,Alpaca,NVDA,sell,3,700.00,0,USD,equity,S1,
+        2024-06-10,Alpaca,NVDA,split_in,108,0,0,USD,equity,X1,
+        2024-09-03,Alpaca,NVDA,split_out,60,0,0,USD,equity,X2,
+        2025-03-03,Alpaca,NVDA,sell,30,120.00,0,USD,equity,S2,
+    """)
+    # Before the splits: B1 7 left (basis 3500), B2 5 (3000): 12 held.
+    # 10-for-1 (12 + 108 = 120): B1 70, B2 50. 1-for-2 (120 − 60 = 60): B1 35, B2 25.
+    # S2 takes 30 of B1's 35: basis 3500 × 30 ÷ 35 = 3000, acquired still 2024-01-02: long-term.
+    assert table(book.gains(), SLICE) == rows("""
+         3, 2024-01-02, 2024-03-01, 2100, 1500, 600, short, B1
+        30, 2024-01-02, 2025-03-03, 3600, 3000, 600, long,  B1
+    """)
+    assert table(book.lots(open_only=True), OPEN) == rows("""
+        Alpaca, NVDA, B1, 2024-01-02,  5,  500
+        Alpaca, NVDA, B2, 2024-02-01, 25, 3000
+    """)
+    # Basis is conserved through both splits: 1500 + 3000 sold, 500 + 3000 open = 5000 + 3000.
+    lots = book.lots()
+    assert lots["cost_basis"].sum() == Decimal(8000)
+    assert book.booked().problems == []
+
+
+# -- transfers ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arrives", ["2024-05-03", "2024-05-01", "2024-04-28"], ids=["after", "same-day", "before"])
+def test_a_transfer_between_own_accounts_moves_the_lot(book: Book, tmp_path: Path, arrives: str) -> None:
+    """Transfers between the household's own accounts are not sales: a transfer_out and a
+    transfer_in of the same symbol and quantity within 7 days pair up, and the lot arrives with
+    its basis and acquisition date, whichever side is dated first."""
+    load(book, tmp_path, f"""
+        2024-01-02,Schwab,VTI,buy,10,100.00,0,USD,etf,B1,
+        2024-05-01,Schwab,VTI,transfer_out,10,0,0,USD,etf,T1,
+        {arrives},Fidelity,VTI,transfer_in,10,0,0,USD,etf,T2,
+        2025-02-03,Fidelity,VTI,sell,6,110.00,0,USD,etf,S1,
+    """)
+    # 6 of B1 sold from Fidelity: 660 − 6 × 100 = 600, acquired 2024-01-02, so long-term.
+    gains = book.gains()
+    assert table(gains, "account," + SLICE) == rows("Fidelity, 6, 2024-01-02, 2025-02-03, 660, 600, 60, long, B1")
+    assert table(book.lots(open_only=True), OPEN) == rows("Fidelity, VTI, B1, 2024-01-02, 4, 400")
+    assert book.booked().problems == []
+
+
+def test_an_unpaired_transfer_in_has_unknown_basis(book: Book, tmp_path: Path) -> None:
+    """A transfer in with no transfer out (from outside the data) has unknown basis: its sale
+    shows an empty cost_basis and gain, never zero, and a problem names the row."""
+    path = load(book, tmp_path, """
+        2024-01-02,Schwab,VTI,buy,4,100.00,0,USD,etf,B1,
+        2024-05-01,Schwab,VTI,transfer_out,4,0,0,USD,etf,T1,
+        2024-05-09,Fidelity,VTI,transfer_in,4,0,0,USD,etf,T2,
+        2025-02-03,Fidelity,VTI,sell,4,110.00,0,USD,etf,S1,
+    """)
+    # The transfer in is 8 days after the transfer out: outside the 7-day window, unpaired.
+    assert table(book.gains(), SLICE) == rows("4, 2024-05-09, 2025-02-03, 440, , , short, T2")
+    problems = messages(book.booked().problems)
+    assert f"{path}:4: transfer in of VTI has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)" in problems
+    assert all(p.startswith(f"{path}:4: ") for p in problems)
+    lot = book.lots(account="Fidelity").row(0, named=True)
+    assert (lot["cost_basis"], lot["open_basis"]) == (None, None)
+
+
+# -- partial histories -------------------------------------------------------------------------------
+
+
+def test_a_sale_larger_than_the_holdings_books_the_excess_with_unknown_basis(book: Book, tmp_path: Path) -> None:
+    """Partial history: a sale of more than is held books what is held against its lots and
+    the excess as a basis-unknown slice (no lot, no basis, no gain; never a zero basis), with a
+    problem pointing at the sale's file and line and at opening lots."""
+    path = load(book, tmp_path, """
+        2025-01-02,Alpaca,VTI,buy,2,100.00,0,USD,etf,B1,
+        2025-02-03,Alpaca,VTI,sell,5,110.00,0,USD,etf,S1,
+        2025-02-04,Alpaca,QQQ,sell,1,500.00,0,USD,etf,S2,
+    """)
+    # S1: 5 × 110 = 550 split pro rata: 2 from B1 (220 − 200) and 3 unknown (330).
+    # S2: nothing held at all: the whole sale is unknown.
+    assert table(book.gains(), SLICE) == rows("""
+        2, 2025-01-02, 2025-02-03, 220, 200, 20, short, B1
+        3,           , 2025-02-03, 330,    ,   ,      ,
+        1,           , 2025-02-04, 500,    ,   ,      ,
+    """)
+    problems = messages(book.booked().problems)
+    assert problems == [
+        f'{path}:3: sale of 5 VTI in Alpaca exceeds the 2 held; 3 booked with unknown basis (add opening lots: README, "Partial histories")',
+        f'{path}:4: sale of 1 QQQ in Alpaca exceeds the 0 held; 1 booked with unknown basis (add opening lots: README, "Partial histories")',
+    ]
+    assert all("opening lots" in p for p in problems)
+    assert book.gains().filter(pl.col("lot_id").is_null())["cost_basis"].null_count() == 2
+
+
+# -- methods from configuration -----------------------------------------------------------------------
+
+# Two accounts with the same three lots (unit bases 100, 120, 105), each selling 5 in 2024 and 5 in
+# 2025 at 110.00 (550.00). Every lot is long-term at both sales.
+TWO_ACCOUNTS = """\
+2023-01-03,Alpaca,VTI,buy,10,100.00,0,USD,etf,A1,
+2023-02-01,Alpaca,VTI,buy,10,120.00,0,USD,etf,A2,
+2023-03-01,Alpaca,VTI,buy,10,105.00,0,USD,etf,A3,
+2024-06-03,Alpaca,VTI,sell,5,110.00,0,USD,etf,AS1,
+2025-06-02,Alpaca,VTI,sell,5,110.00,0,USD,etf,AS2,
+2023-01-03,Schwab,VTI,buy,10,100.00,0,USD,etf,C1,
+2023-02-01,Schwab,VTI,buy,10,120.00,0,USD,etf,C2,
+2023-03-01,Schwab,VTI,buy,10,105.00,0,USD,etf,C3,
+2024-06-03,Schwab,VTI,sell,5,110.00,0,USD,etf,CS1,
+2025-06-02,Schwab,VTI,sell,5,110.00,0,USD,etf,CS2,
+"""
+WITH_METHOD = "account,method,sell_trade_id," + SLICE
+
+
+def test_a_method_per_account_and_per_tax_year(book_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """taxlens.toml: [lots] method is the default; an account's method applies to its sales, and
+    its methods = {year = …} to the sales of that tax year (the more specific rule wins)."""
+    book = book_with({
+        "lots": {"method": "fifo"},
+        "accounts": {"Alpaca": {"method": "lifo", "methods": {"2025": "hifo"}}},
+    })
+    load(book, tmp_path, TWO_ACCOUNTS)
+    gains = book.gains().sort("account", "disposed")
+    assert table(gains, WITH_METHOD) == rows("""
+        Alpaca, lifo, AS1, 5, 2023-03-01, 2024-06-03, 550, 525,  25, long, A3
+        Alpaca, hifo, AS2, 5, 2023-02-01, 2025-06-02, 550, 600, -50, long, A2
+        Schwab, fifo, CS1, 5, 2023-01-03, 2024-06-03, 550, 500,  50, long, C1
+        Schwab, fifo, CS2, 5, 2023-01-03, 2025-06-02, 550, 500,  50, long, C1
+    """)
+    # Alpaca 2024, LIFO: 5 of A3 (5 × 105 = 525). Alpaca 2025, HIFO: 5 of A2 (5 × 120 = 600).
+    # Schwab, default FIFO: 5 of C1 each year (5 × 100 = 500).
+
+
+def test_the_method_override_applies_to_every_sale(book_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--method (``method=``) overrides taxlens.toml for every sale of every account and year."""
+    book = book_with({
+        "lots": {"method": "fifo"},
+        "accounts": {"Alpaca": {"method": "lifo", "methods": {"2025": "hifo"}}},
+    })
+    load(book, tmp_path, TWO_ACCOUNTS)
+    gains = book.gains(method="lifo").sort("account", "disposed")
+    assert table(gains, WITH_METHOD) == rows("""
+        Alpaca, lifo, AS1, 5, 2023-03-01, 2024-06-03, 550, 525, 25, long, A3
+        Alpaca, lifo, AS2, 5, 2023-03-01, 2025-06-02, 550, 525, 25, long, A3
+        Schwab, lifo, CS1, 5, 2023-03-01, 2024-06-03, 550, 525, 25, long, C3
+        Schwab, lifo, CS2, 5, 2023-03-01, 2025-06-02, 550, 525, 25, long, C3
+    """)
+    # Each sale takes 5 of the latest lot (105.00): 550 − 525. The configured methods are back
+    # without the override.
+    assert set(book.gains()["method"]) == {"lifo", "hifo", "fifo"}
+
+
+# -- specific-ID errors -------------------------------------------------------------------------------
+
+
+def test_specific_id_errors_point_at_the_sale(book: Book, tmp_path: Path) -> None:
+    """Specific identification that can't be honoured (a lot that doesn't exist, a lot already
+    sold, a lot with too few shares left, no lot named) is an error naming the sale's file and
+    line; the sales that can be honoured are booked."""
+    path = load(book, tmp_path, """
+        2025-01-02,Alpaca,VTI,buy,2,100.00,0,USD,etf,B1,
+        2025-01-03,Alpaca,VTI,buy,2,101.00,0,USD,etf,B2,
+        2025-02-03,Alpaca,VTI,sell,1,110.00,0,USD,etf,S1,NOPE
+        2025-02-04,Alpaca,VTI,sell,2,110.00,0,USD,etf,S2,B1
+        2025-02-05,Alpaca,VTI,sell,1,110.00,0,USD,etf,S3,B1
+        2025-02-06,Alpaca,VTI,sell,1,110.00,0,USD,etf,S4,B2
+        2025-02-07,Alpaca,VTI,sell,2,110.00,0,USD,etf,S5,B2
+        2025-02-10,Alpaca,VTI,sell,1,110.00,0,USD,etf,S6,
+    """)
+    booked = book.booked(method="specific")
+    assert messages(booked.errors) == [
+        f"{path}:4: sale S1 names lot 'NOPE', which is not open in Alpaca VTI",
+        f"{path}:6: sale S3 names lot 'B1', which is not open in Alpaca VTI",  # exhausted by S2
+        f"{path}:8: sale S5 takes 2 from lot 'B2', which has 1 left",
+        f"{path}:9: sale S6 names no lot (specific identification needs a lot_id or a lot-selection file)",
+    ]
+    # Only S2 (2 of B1: 220 − 200) and S4 (1 of B2: 110 − 101) are booked.
+    assert table(booked.disposals, "sell_trade_id," + SLICE) == rows("""
+        S2, 2, 2025-01-02, 2025-02-04, 220, 200, 20, short, B1
+        S4, 1, 2025-01-03, 2025-02-06, 110, 101,  9, short, B2
+    """)
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run taxlens in tmp_path (so ./taxlens.duckdb is a fresh file there)."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_cli_gains_and_open_lots_as_csv(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`taxlens gains --format csv` prints the contract columns with money in cents (gain from
+    the rounded figures); a basis-unknown slice has empty basis and gain. `taxlens lots --open
+    --format csv` prints what remains of each open lot."""
+    write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
+        2025-01-02,Coinbase,BTC,buy,3,33.33,0.01,USD,crypto,B1,
+        2025-02-03,Coinbase,BTC,sell,1,40.005,0,USD,crypto,S1,
+        2025-01-02,Alpaca,VTI,buy,2,100.00,0.35,USD,etf,B2,
+        2025-02-03,Alpaca,VTI,sell,5,110.00,0,USD,etf,S2,
+    """).lstrip("\n"))
+    assert run("ingest", "t.csv").exit_code == 0
+    gains = run("gains", "--format", "csv")
+    assert gains.exit_code == 0, gains.output
+    # BTC: proceeds 40.005 → 40.01 (half up), basis 33.333… → 33.33, gain 40.01 − 33.33 = 6.68.
+    # VTI: 550 split 2 : 3 → 220.00 and 330.00; B2's basis 200 + 0.35 fee = 200.35.
+    assert gains.stdout.splitlines() == [
+        "account,symbol,quantity,acquired,disposed,proceeds,cost_basis,adjustment_code,adjustment,gain,term,method,sell_trade_id,lot_id",
+        "Coinbase,BTC,1,2025-01-02,2025-02-03,40.01,33.33,,0.00,6.68,short,fifo,S1,B1",
+        "Alpaca,VTI,2,2025-01-02,2025-02-03,220.00,200.35,,0.00,19.65,short,fifo,S2,B2",
+        "Alpaca,VTI,3,,2025-02-03,330.00,,,0.00,,,fifo,S2,",
+    ]
+    assert 't.csv:5: sale of 5 VTI in Alpaca exceeds the 2 held; 3 booked with unknown basis' in gains.stderr
+
+    lots = run("lots", "--open", "--format", "csv")
+    assert lots.exit_code == 0, lots.output
+    # 2 BTC left with 100 − 33.333333333333333333 = 66.666666666666666667 → 66.67.
+    assert lots.stdout.splitlines() == [
+        "account,symbol,lot_id,acquired,adjusted_acquired,quantity,cost_basis,adjusted_basis",
+        "Coinbase,BTC,B1,2025-01-02,2025-01-02,2,66.67,66.67",
+    ]
+
+
+def test_cli_gains_fails_when_a_specific_lot_cannot_be_honoured(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An unhonoured specific-ID selection makes `taxlens gains` exit 1, naming the sale."""
+    write(tmp_path, "t.csv", HEADER + "2025-01-02,Alpaca,VTI,buy,2,100,0,USD,etf,B1,\n2025-02-03,Alpaca,VTI,sell,1,110,0,USD,etf,S1,NOPE\n")
+    assert run("ingest", "t.csv").exit_code == 0
+    result = run("gains", "--method", "specific", "--format", "csv")
+    assert result.exit_code == 1
+    assert "t.csv:3: sale S1 names lot 'NOPE', which is not open in Alpaca VTI" in result.stderr
+    assert "Error: some specific-ID selections could not be honoured" in result.stderr
+
+
+# -- the stored booking -------------------------------------------------------------------------------
+
+
+def test_the_stored_booking_is_reused_until_the_files_change(book: Book, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """booked() stores its result: asked again with the same files and settings it reads the
+    store (the same frames, no booking); a newly ingested file, or another method, books again."""
+    load(book, tmp_path, HISTORY)
+    first = book.booked()
+    calls: list[str | None] = []
+    real = taxlens.api.book
+
+    def counting(trades, settings, selections=None):  # type: ignore[no-untyped-def]
+        calls.append(settings.override)
+        return real(trades, settings, selections)
+
+    monkeypatch.setattr(taxlens.api, "book", counting)
+    again = book.booked()
+    assert calls == []
+    assert again.lots.equals(first.lots) and again.disposals.equals(first.disposals)
+    assert (again.problems, again.errors) == (first.problems, first.errors)
+
+    book.booked(method="lifo")
+    assert calls == ["lifo"]
+    load(book, tmp_path, "2025-05-01,Alpaca,VTI,sell,7,120.00,0,USD,etf,S3,\n", name="may.csv")
+    later = book.booked()
+    assert calls == ["lifo", None]
+    # FIFO again, plus S3: the 7 of B3 left (7 × 120 = 840 − 735).
+    assert table(later.disposals, SLICE)[-1] == "7,2024-06-03,2025-05-01,840,735,105,short,B3"
+    assert table(later.disposals, SLICE)[:-1] == table(first.disposals, SLICE)
+    assert book.booked().disposals.equals(later.disposals) and calls == ["lifo", None]
