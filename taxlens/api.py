@@ -24,7 +24,8 @@ from taxlens.config import Config, load_config
 from taxlens.errors import RowError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
 from taxlens.lots.book import BOOK_REVISION, book, load_selections, settings_from_config
-from taxlens.lots.engine import Booked
+from taxlens.lots.engine import Booked, Selections
+from taxlens.lots.events import Settings
 from taxlens.store import FileRecord, Store, default_db_path
 
 #: Called as progress(file_index, file_count, path, stage) while ingesting.
@@ -182,9 +183,7 @@ class Book:
         (``method`` overrides every sale's). Reuses the stored booking when neither the imported
         files nor the settings changed since; otherwise books again and stores the result
         (unless the book is read-only)."""
-        settings = settings_from_config(self.config, method)
-        selection_file = selections if selections is not None else self.config.lots.selections
-        chosen = load_selections(selection_file) if selection_file else None
+        settings, chosen = self._settings(method, selections)
         fingerprint = json.dumps(
             [BOOK_REVISION, self.store.files_fingerprint(), repr(settings), sorted((chosen or {}).items(), key=str), self.config.timezone],
             default=str,
@@ -202,6 +201,11 @@ class Book:
             self.store.save_book(key, result.lots, result.disposals, flagged)
         return result
 
+    def _settings(self, method: str | None, selections: str | os.PathLike[str] | None = None) -> tuple[Settings, Selections | None]:
+        settings = settings_from_config(self.config, method)
+        selection_file = selections if selections is not None else self.config.lots.selections
+        return settings, load_selections(selection_file) if selection_file else None
+
     def gains(
         self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
         method: str | None = None,
@@ -218,8 +222,8 @@ class Book:
         if as_of is None:
             frame = self.booked(method=method).lots
         else:
-            settings = settings_from_config(self.config, method)
-            frame = book(self.store.trades().filter(pl.col("trade_date") <= as_of), settings).lots
+            settings, chosen = self._settings(method)
+            frame = book(self.store.trades().filter(pl.col("trade_date") <= as_of), settings, chosen).lots
         frame = _filter(frame, account=account, symbol=symbol)
         if open_only:
             frame = frame.filter(pl.col("open_quantity") > 0).with_columns(

@@ -299,8 +299,11 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
         result = book.booked(method=method)
     _print_problems(result, err)
     frame = select_gains(result.disposals, year=year, account=account, symbol=symbol)
-    totals = summary(frame)
-    shown = listing.money_columns(frame.select(GAINS_COLUMNS), ["proceeds", "cost_basis", "adjustment"], gain="gain")
+    rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
+    totals = summary(rounded)
+    shown = rounded.select(GAINS_COLUMNS).with_columns(
+        pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
+    )
     listing.render(shown, fmt, sys.stdout, out)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)

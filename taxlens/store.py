@@ -88,6 +88,9 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
         # Timestamps render in UTC whatever the machine's zone; tax dates are computed apart.
         self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws its own progress bar on stdout for long queries: it would land in the
+        # middle of `taxlens gains --format csv > file`. taxlens reports progress itself.
+        self.con.execute("SET enable_progress_bar = false")
         self._migrate()
 
     def __enter__(self) -> Store:

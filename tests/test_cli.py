@@ -156,3 +156,11 @@ def test_formats_name_lists_every_action_and_why_ignored(run) -> None:  # type: 
     assert "Buy,buy," in out
     table = run("formats", "alpaca").output
     assert table.startswith("alpaca: Alpaca account activities")
+
+
+def test_duckdb_never_writes_a_progress_bar_into_our_output(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """DuckDB prints a progress bar to stdout on queries over ~2 s; CSV output must stay CSV."""
+    from taxlens.store import Store
+
+    with Store(tmp_path / "p.duckdb") as store:
+        assert store.con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from taxlens.money import D, NotANumber
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 1
+BOOK_REVISION = 2
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:
@@ -64,7 +65,7 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     return Booked(lots, disposals, problems + slow.problems, slow.errors)
 
 
-def load_selections(path: str | Path) -> Selections:
+def load_selections(path: str | os.PathLike[str]) -> Selections:
     """Read a lot-selection CSV (``sell_trade_id,lot_id,quantity``): which lots each sale took.
 
     Raises ConfigError naming the file and line of a bad row.

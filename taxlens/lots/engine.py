@@ -205,7 +205,7 @@ class _Loop:
     def acquire(self, ev: dict[str, object], pos: _Position) -> None:
         lot = self._open(ev, ev["quantity"], ev["amount"], ev["date"], ev["trade_id"], ev["seq"])  # type: ignore[arg-type]
         pos.add(lot)
-        if ev["amount"] is None:
+        if ev["amount"] is None and ev["kind"] == ACQUIRE:  # unpaired transfers are reported by events.py
             self._problem(ev, f"{ev['symbol']} {plain(ev['quantity'])} acquired with no cost basis: "  # type: ignore[arg-type]
                               "its sales are booked as basis unknown (add it as an opening lot)")
 
@@ -304,7 +304,9 @@ class _Loop:
             given += new_quantity
             remaining_basis = None if lot.basis is None else lot.basis - (lot.basis_at(lot.used) or ZERO)
             lot.quantity, lot.basis, lot.used = new_quantity, remaining_basis, ZERO
-            lot.row["quantity"] = (lot.row["quantity"] - (lot.row["open_quantity"] or ZERO)) + new_quantity  # type: ignore[operator]
+            # The lot's size in post-split shares: what it had sold, scaled, plus what remains.
+            sold_before = lot.row["quantity"] - lot.row["open_quantity"]  # type: ignore[operator]
+            lot.row["quantity"] = mul18(sold_before, ratio) + new_quantity
             self._sync(lot)
         pos.heaps.clear()  # unit bases changed
         pos.close_empty()

@@ -28,7 +28,13 @@ import polars as pl
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
 from taxlens.lots.frames import (
-    ACQUIRE, DISPOSE, EVENT_SCHEMA, SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT,
+    ACQUIRE,
+    DISPOSE,
+    EVENT_SCHEMA,
+    SPLIT_IN,
+    SPLIT_OUT,
+    TRANSFER_IN,
+    TRANSFER_OUT,
 )
 from taxlens.money import plain
 
@@ -112,7 +118,11 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
         pl.col("source").str.replace(r":\d+$", "").alias("_file"),
         pl.col("source").str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
-    ).sort(["trade_date", "ts", "_first", "_file", "_line"], nulls_last=False)
+        # Without a time, a purchase counts as the day's first event and a sale as its last,
+        # so a date-only export never invents a shortfall against a timed one.
+        pl.when(pl.col("ts").is_not_null()).then(1).when(pl.col("kind").is_in([ACQUIRE, TRANSFER_IN])).then(0)
+        .otherwise(2).alias("_untimed"),
+    ).sort(["trade_date", "_untimed", "ts", "_first", "_file", "_line"], nulls_last=False)
     events = ordered.select(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq"),
         scope.alias("scope"),
@@ -129,7 +139,10 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     events = events.filter(pl.col("quantity") > 0)
     events, unpaired = _pair_transfers(events)
     for row in unpaired:
-        problems.append(_error(row["source"], f"transfer in of {row['symbol']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
+        if row["kind"] == TRANSFER_IN:
+            problems.append(_error(str(row["source"]), f"transfer in of {plain(row['quantity'])} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
+        else:
+            problems.append(_error(str(row["source"]), f"transfer out of {plain(row['quantity'])} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
 
 
@@ -153,6 +166,8 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
             continue
         key = f"t{match['seq']}"
         keys[match["seq"]] = keys[row["seq"]] = key
+    unpaired += [o for o in outs if o["seq"] not in keys]
+    unpaired.sort(key=lambda r: r["seq"])
     if not keys:
         return events, unpaired
     keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})

@@ -34,6 +34,7 @@ from taxlens.lots.holding import term_expr
 
 _ZERO = pl.lit(Decimal(0), dtype=DECIMAL)
 _POSITION = ("scope", "symbol")
+_ROOM = 1e19  # a tenth of Decimal(38,18)'s range
 
 
 def fast_positions(events: pl.DataFrame) -> pl.Series:
@@ -43,11 +44,16 @@ def fast_positions(events: pl.DataFrame) -> pl.Series:
     A position qualifies when all its events are acquires or disposes with quantity > 0, every
     dispose uses "fifo", every acquire has a basis (non-null amount), acquire dates never go
     back in ``seq`` order (so the loop's FIFO order, (acquired, seq), is plain ``seq`` order),
-    and no sale ever exceeds what was acquired before it (cumulative sold ≤ cumulative acquired
-    at each sale). All by window expressions: no per-row Python.
+    no sale ever exceeds what was acquired before it (cumulative sold ≤ cumulative acquired at
+    each sale), and its amounts stay well inside Decimal(38,18). All by window expressions.
     """
     acq, dis = pl.col("kind") == ACQUIRE, pl.col("kind") == DISPOSE
-    q = pl.col("quantity")
+    # Decimal(38,18) stops at 1e20 and polars raises past it, where the loop's Python decimals
+    # would not: positions whose running totals or unit amounts (amount ÷ quantity) could get
+    # near it go to the loop. A float screen with a 10x margin: it only decides the path.
+    f_q, f_amount = pl.col("quantity").cast(pl.Float64), pl.col("amount").cast(pl.Float64).abs()
+    fits = (f_q.abs().sum().over(_POSITION) < _ROOM) & (f_amount < _ROOM) & (f_amount < f_q * _ROOM)
+    q = pl.when(fits.all().over(_POSITION)).then(pl.col("quantity")).otherwise(_ZERO)
 
     def running(expr: pl.Expr) -> pl.Expr:
         # ``order_by`` gives seq order inside each position without re-sorting the frame.
@@ -58,7 +64,8 @@ def fast_positions(events: pl.DataFrame) -> pl.Series:
     latest_acquired = running(pl.when(acq).then(pl.col("date")).cum_max())
     row_ok = (
         (acq | (dis & (pl.col("method") == "fifo")))
-        & (q > 0)
+        & (pl.col("quantity") > 0)
+        & fits.fill_null(True)  # a null amount is judged below
         & (~acq | (pl.col("amount").is_not_null() & (pl.col("date") == latest_acquired)))
         & (~dis | (sold <= bought))  # seq is unique, so ``bought`` at a sale is what came before it
     ).fill_null(False)  # a null anywhere in the test sends the position to the loop

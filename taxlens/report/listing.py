@@ -116,15 +116,21 @@ def cents_expr(value: pl.Expr) -> pl.Expr:
     return whole.cast(pl.Decimal(38, 2)) / 100
 
 
-def money_columns(frame: pl.DataFrame, columns: list[str], *, gain: str | None = None) -> pl.DataFrame:
-    """Money columns as text with exactly two decimals (``100.00``), rounded as ``cents_expr``;
-    with ``gain``, recompute it from the rounded proceeds, basis and adjustment so every row
-    adds up the way the form does."""
+def round_money(frame: pl.DataFrame, columns: list[str], *, gain: str | None = None) -> pl.DataFrame:
+    """Money columns rounded to cents (``cents_expr``); with ``gain``, recompute it from the
+    rounded proceeds, basis and adjustment so every row adds up the way the form does, and
+    totals of the rounded rows are the form's totals."""
     out = frame.with_columns(cents_expr(pl.col(c)).alias(c) for c in columns)
     if gain is not None:
         out = out.with_columns((pl.col("proceeds") - pl.col("cost_basis") + pl.col("adjustment")).alias(gain))
-        columns = [*columns, gain]
-    return out.with_columns(pl.col(c).cast(pl.String) for c in columns)
+    return out
+
+
+def money_columns(frame: pl.DataFrame, columns: list[str], *, gain: str | None = None) -> pl.DataFrame:
+    """``round_money``, then those columns as text with exactly two decimals (``100.00``)."""
+    out = round_money(frame, columns, gain=gain)
+    shown = [*columns, gain] if gain is not None else columns
+    return out.with_columns(pl.col(c).cast(pl.String) for c in shown)
 
 
 def gains_summary(totals: dict[str, Decimal | int]) -> str:
