@@ -292,7 +292,9 @@ class _Loop:
         """Shares added (split_in) or removed (split_out) pro rata across the open lots; each
         lot keeps its remaining basis and its dates (a reset lot: Q = new quantity, c = 0)."""
         held = pos.held()
-        delta: Decimal = ev["quantity"] if ev["kind"] == SPLIT_IN else -ev["quantity"]  # type: ignore[operator]
+        shares = ev["quantity"]
+        assert isinstance(shares, Decimal)
+        delta = shares if ev["kind"] == SPLIT_IN else -shares
         if held == 0 or held + delta < 0:
             self._problem(ev, f"split of {plain(abs(delta))} {ev['symbol']} in {ev['account']} with {plain(held)} held: not applied")
             return

@@ -21,6 +21,7 @@ invents a shortfall.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from dataclasses import dataclass
 
 import polars as pl
@@ -139,10 +140,12 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     events = events.filter(pl.col("quantity") > 0)
     events, unpaired = _pair_transfers(events)
     for row in unpaired:
+        quantity = row["quantity"]
+        assert isinstance(quantity, Decimal)
         if row["kind"] == TRANSFER_IN:
-            problems.append(_error(str(row["source"]), f"transfer in of {plain(row['quantity'])} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
+            problems.append(_error(str(row["source"]), f"transfer in of {plain(quantity)} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
         else:
-            problems.append(_error(str(row["source"]), f"transfer out of {plain(row['quantity'])} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
+            problems.append(_error(str(row["source"]), f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
 
 
