@@ -1,0 +1,244 @@
+"""End-to-end booking benchmark: `taxlens ingest` + `taxlens gains` against a plain Python FIFO.
+
+For each N, generates (once, cached in bench-data/) a generic CSV of N trades over 2024-2025:
+4 accounts x 50 symbols, Zipf-skewed symbols, ~60 % buys, sells never exceeding the holding
+(~30 % of sells close the position), 6-decimal quantities, a price random walk per symbol, fees
+0 or max(1, 0.05 % of notional). Then times, each as its own fresh process (wall time, and peak
+RSS from /usr/bin/time):
+
+  taxlens   `python -m taxlens --db X ingest -q FILE`, then `... gains --format csv > /dev/null`
+  baseline  the typical existing-tool shape: stdlib csv, Decimal, a deque of lots per position,
+            FIFO, the same CSV columns to /dev/null (always FIFO, whatever --method says)
+
+Not part of the test run; no assertions.
+
+    python tests/bench/bench_book.py                          # N = 100,000 and 1,000,000
+    python tests/bench/bench_book.py --sizes 10000000 --repeat 3
+    python tests/bench/bench_book.py --sizes 100000 --method hifo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+DATA = Path(__file__).resolve().parents[2] / "bench-data"
+ACCOUNTS = ["Alpaca", "IBKR", "Schwab IRA", "Coinbase"]
+SYMBOLS = [f"SYM{i:02d}" for i in range(50)]
+P_BUY = 0.46  # before the fix-up that turns sells of an empty position into buys: ~60 % buys after it
+
+
+def _position(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sides (True = buy) and quantities in micro-units for one position's n trades, in time order,
+    never selling more than is held: partial sell k (counted from the last close) sells
+    f / (k (k+1)) of what was bought since that close, so partial sells together stay below it
+    (sum of 1/(k(k+1)) < 1); a closing sell sells exactly what is left."""
+    idx = np.arange(n)
+    buy = rng.random(n) < P_BUY
+    buy[0] = True
+    close = ~buy & (rng.random(n) < 0.3)
+
+    def before(mask: np.ndarray) -> np.ndarray:  # index of the last True strictly before each row, or -1
+        return np.concatenate([[-1], np.maximum.accumulate(np.where(mask, idx, -1))[:-1]])
+
+    empty = ~buy & (before(buy) < before(close))  # a sell with no buy since the last close
+    buy |= empty
+    close &= ~empty
+    whole = rng.integers(1, 201, n) * 1_000_000
+    frac = np.maximum(1, np.round(rng.lognormal(1.0, 1.0, n) * 1e6)).astype(np.int64)
+    qty = np.where(rng.random(n) < 0.5, whole, frac)
+    qty[~buy] = 0
+    last_close = before(close)
+    bought = np.cumsum(qty)
+    since = bought - np.where(last_close >= 0, bought[np.maximum(last_close, 0)], 0)
+    sells = np.cumsum(~buy)
+    k: np.ndarray = sells - np.where(last_close >= 0, sells[np.maximum(last_close, 0)], 0)
+    partial = ~buy & ~close
+    share = rng.uniform(0.1, 0.95, n) / np.maximum(k * (k + 1), 1)
+    qty = np.where(partial, np.floor(share * since).astype(np.int64), qty)
+    tiny = partial & (qty == 0)  # too small to sell: make it a buy (only adds to what is held)
+    buy |= tiny
+    qty[tiny] = whole[tiny]
+    net = np.where(buy, qty, -qty)
+    net[close] = 0
+    running = np.cumsum(net)
+    qty[close] = running[close] - np.where(last_close >= 0, running[np.maximum(last_close, 0)], 0)[close]
+    net[close] = -qty[close]
+    if (np.cumsum(net) < 0).any() or (qty <= 0).any():  # a generator bug, not a benchmark result
+        raise RuntimeError("generator oversold")
+    return buy, qty
+
+
+def generate(path: Path, n: int, seed: int = 11) -> None:
+    rng = np.random.default_rng(seed)
+    days, session = 731, 23_400  # 2024-01-01 .. 2025-12-31, 09:30-16:00 at -05:00
+    slot = np.sort(rng.integers(0, days * session - n + 1, n)) + np.arange(n)  # distinct, sorted
+    local = np.datetime64("2024-01-01T09:30:00") + (slot // session).astype("timedelta64[D]") + (slot % session).astype("timedelta64[s]")
+    weights = 1 / np.arange(1, 51) ** 0.8
+    symbol = rng.choice(50, n, p=weights / weights.sum())
+    position = rng.integers(0, 4, n) * 50 + symbol
+    order = np.argsort(position, kind="stable")  # each position's rows, still in time order
+    bounds = np.cumsum(np.bincount(position, minlength=200))
+    buy, qty = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    for rows in np.split(order, bounds[:-1]):
+        if rows.size:
+            buy[rows], qty[rows] = _position(rng, rows.size)
+    cents = np.zeros(n, dtype=np.int64)
+    for s in range(50):  # price: a log random walk per symbol, in cents
+        rows = np.flatnonzero(symbol == s)
+        walk = np.cumsum(rng.normal(0, 0.6 / np.sqrt(max(rows.size, 1)), rows.size))
+        cents[rows] = np.maximum(1, np.round(rng.uniform(2_000, 50_000) * np.exp(walk)))
+    notional = qty / 1e6 * cents  # in cents
+    fee = np.where(rng.random(n) < 0.5, 0, np.maximum(100, np.round(notional * 0.0005))).astype(np.int64)
+
+    def decimal(col: str, units: int, places: int) -> pl.Expr:
+        c = pl.col(col)
+        return (c // units).cast(pl.String) + "." + (c % units).cast(pl.String).str.zfill(places)
+
+    frame = pl.DataFrame({
+        "date": np.datetime_as_string(local, unit="s"), "account": np.array(ACCOUNTS)[position // 50],
+        "symbol": np.array(SYMBOLS)[symbol], "buy": buy, "q": qty, "p": cents, "f": fee,
+    }).select(
+        pl.col("date") + "-05:00", "account", "symbol",
+        pl.when(pl.col("buy")).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
+        decimal("q", 1_000_000, 6).alias("quantity"), decimal("p", 100, 2).alias("price"),
+        decimal("f", 100, 2).alias("fee"), pl.lit("USD").alias("currency"), pl.lit("equity").alias("asset_class"),
+        ("T" + pl.int_range(0, n).cast(pl.String)).alias("trade_id"), pl.lit(None, pl.String).alias("lot_id"),
+    )
+    frame.write_csv(path)
+
+
+BASELINE = r'''
+import csv, sys, calendar, datetime as dt
+from collections import defaultdict, deque
+from decimal import ROUND_HALF_UP, Decimal
+CENT = Decimal("0.01")
+
+def anniversary(d):
+    last = calendar.monthrange(d.year + 1, d.month)[1]
+    if d.day == calendar.monthrange(d.year, d.month)[1]:
+        return dt.date(d.year + 1, d.month, last)
+    return dt.date(d.year + 1, d.month, min(d.day, last))
+
+def share(total, qty, start, end):  # pro rata, the last slice taking the remainder
+    at = lambda x: total if x == qty else total * x / qty
+    return at(end) - at(start)
+
+out = csv.writer(open("/dev/null", "w"), lineterminator="\n")
+out.writerow(["account", "symbol", "quantity", "acquired", "disposed", "proceeds", "cost_basis",
+              "adjustment_code", "adjustment", "gain", "term", "method", "sell_trade_id", "lot_id"])
+lots = defaultdict(deque)  # (account, symbol) -> [quantity, used, cost, acquired, lot_id]
+rows = 0
+with open(sys.argv[1], newline="") as f:
+    reader = csv.reader(f)
+    next(reader)
+    for date, account, symbol, side, quantity, price, fee, *_, trade_id, lot_id in reader:
+        qty, when = Decimal(quantity), dt.date.fromisoformat(date[:10])
+        open_lots = lots[account, symbol]
+        if side == "buy":
+            open_lots.append([qty, Decimal(0), qty * Decimal(price) + Decimal(fee), when, trade_id])
+            continue
+        proceeds, sold = qty * Decimal(price) - Decimal(fee), Decimal(0)
+        while sold < qty and open_lots:
+            lot = open_lots[0]
+            take = min(qty - sold, lot[0] - lot[1])
+            basis = share(lot[2], lot[0], lot[1], lot[1] + take).quantize(CENT, ROUND_HALF_UP)
+            gets = share(proceeds, qty, sold, sold + take).quantize(CENT, ROUND_HALF_UP)
+            term = "long" if when > anniversary(lot[3]) else "short"
+            out.writerow([account, symbol, take, lot[3], when, gets, basis, "", "0.00", gets - basis,
+                          term, "fifo", trade_id, lot[4]])
+            rows += 1
+            lot[1] += take
+            sold += take
+            if lot[1] == lot[0]:
+                open_lots.popleft()
+print(f"{rows} lot slices sold", file=sys.stderr)
+'''
+
+
+def run(argv: list[str], cwd: str) -> tuple[float, float, str]:
+    """Run argv as a process under /usr/bin/time (stdout to /dev/null): wall seconds, peak RSS
+    in MB, its stderr. (Not getrusage: a child's ru_maxrss starts at the forking parent's size.)"""
+    with tempfile.NamedTemporaryFile("w+") as rss, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        wall = time.perf_counter() - t0
+        err.seek(0)
+        text = err.read()
+        peak = int(rss.read().split()[-1]) / 1024
+    if proc.returncode != 0:
+        print(f"FAILED (exit {proc.returncode}): {' '.join(argv)}\n{text[-2000:]}", file=sys.stderr)
+    return wall, peak, text
+
+
+def slices(stderr: str) -> int | None:
+    found = re.search(r"(\d+) lot slices sold", stderr)
+    return int(found.group(1)) if found else None
+
+
+def bench(n: int, repeat: int, method: str) -> None:
+    DATA.mkdir(exist_ok=True)
+    csv_path = DATA / f"book_{n}.csv"
+    if not csv_path.exists():
+        t0 = time.perf_counter()
+        generate(csv_path, n)
+        print(f"generated {csv_path} ({csv_path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+    paths = ["taxlens ingest", f"taxlens gains --method {method}", "taxlens ingest + gains", "baseline (FIFO)"]
+    walls: dict[str, list[float]] = {p: [] for p in paths}
+    peaks: dict[str, float] = dict.fromkeys(paths, 0.0)
+    counts: dict[str, int | None] = {}
+    problems: list[str] = []
+    py, load = sys.executable, os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "baseline.py"
+        script.write_text(BASELINE)
+        for i in range(repeat):
+            db = str(Path(tmp) / f"run{i}.duckdb")
+            w1, r1, ingest_err = run([py, "-m", "taxlens", "--db", db, "ingest", "-q", str(csv_path)], tmp)
+            w2, r2, err = run([py, "-m", "taxlens", "--db", db, "gains", "--format", "csv", "--method", method], tmp)
+            w3, r3, base_err = run([py, str(script), str(csv_path)], tmp)
+            for path, wall, rss in zip(paths, (w1, w2, w1 + w2, w3), (r1, r2, max(r1, r2), r3), strict=True):
+                walls[path].append(wall)
+                peaks[path] = max(peaks[path], rss)
+            counts = {"taxlens": slices(err), "baseline": slices(base_err)}
+            problems = [line for line in (ingest_err + err).splitlines() if "lot slices sold" not in line]
+            for leftover in Path(tmp).glob(f"run{i}.duckdb*"):
+                leftover.unlink()
+    base = statistics.median(walls["baseline (FIFO)"])
+    print(f"\nN = {n:,} trades, method {method}, median of {repeat} (min-max), {os.cpu_count()} cores, load average {load:.1f} at the start")
+    print(f"{'path':<30} {'seconds':>8} {'min-max':>13} {'peak RSS MB':>12} {'trades/s':>11} {'baseline/this':>14}")
+    for path in paths:
+        med = statistics.median(walls[path])
+        ratio = f"{base / med:14.2f}" if path != paths[-1] else f"{'':>14}"
+        print(f"{path:<30} {med:8.2f} {min(walls[path]):6.2f}-{max(walls[path]):<6.2f} {peaks[path]:12.0f} {n / med:11,.0f} {ratio}")
+    print(f"disposal rows: taxlens {counts['taxlens']}, baseline {counts['baseline']}")
+    if method != "fifo":
+        print("baseline is FIFO (counts are not comparable)")
+    elif counts["taxlens"] is None or counts["taxlens"] != counts["baseline"]:
+        print(f"WARNING: disposal rows differ: taxlens {counts['taxlens']} vs baseline {counts['baseline']}")
+    if problems:
+        print(f"WARNING: taxlens ingest -q / gains printed {len(problems)} other stderr lines, first: {problems[0][:200]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated trade counts")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--method", default="fifo", choices=["fifo", "lifo", "hifo", "taxmin"])
+    args = parser.parse_args()
+    for n in (int(s) for s in args.sizes.split(",")):
+        bench(n, args.repeat, args.method)
+
+
+if __name__ == "__main__":
+    main()
