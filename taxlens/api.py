@@ -15,6 +15,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Context, localcontext
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, 
 from taxlens.lots.book import BOOK_REVISION, book, load_selections, settings_from_config
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings
+from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
 
 #: Called as progress(file_index, file_count, path, stage) while ingesting.
@@ -141,7 +143,10 @@ class Book:
                     continue
                 if progress:
                     progress(i, len(names), path, "parsing")
-                extracted = adapter.extract(source, context)
+                # Row adapters do Decimal arithmetic (abs, sums) on values of up to 38 digits;
+                # Python's default context keeps 28.
+                with localcontext(Context(prec=2 * PRECISION)):
+                    extracted = adapter.extract(source, context)
                 result.rows_read = extracted.rows_read
                 result.trades = extracted.trades.height
                 result.ignored = extracted.ignored

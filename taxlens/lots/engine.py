@@ -34,7 +34,7 @@ import datetime as dt
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import polars as pl
 
@@ -44,7 +44,7 @@ from taxlens.lots.frames import (
     TRANSFER_IN, TRANSFER_OUT,
 )
 from taxlens.lots.holding import term
-from taxlens.money import ZERO, div18, mul18, plain
+from taxlens.money import PRECISION, ZERO, div18, mul18, plain
 
 #: Lot-selection file: sale trade id → [(lot id, quantity)].
 Selections = dict[str, list[tuple[str, Decimal]]]
@@ -340,4 +340,7 @@ class _Loop:
 def book_loop(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True) -> Booked:
     """Book ``events`` (EVENT_SCHEMA) one by one. The reference for every method."""
     assert set(EVENT_SCHEMA) <= set(events.columns), "events must have EVENT_SCHEMA's columns"
-    return _Loop(selections, month_end_rule).run(events)
+    # Sums and differences of DECIMAL(38,18) values need 38 digits; Python's default context
+    # keeps 28 and would round a wei-sized quantity next to a large one.
+    with localcontext(Context(prec=2 * PRECISION)):
+        return _Loop(selections, month_end_rule).run(events)
