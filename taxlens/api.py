@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Context, localcontext
+import decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -145,7 +145,7 @@ class Book:
                     progress(i, len(names), path, "parsing")
                 # Row adapters do Decimal arithmetic (abs, sums) on values of up to 38 digits;
                 # Python's default context keeps 28.
-                with localcontext(Context(prec=2 * PRECISION)):
+                with decimal.localcontext(decimal.Context(prec=2 * PRECISION)):
                     extracted = adapter.extract(source, context)
                 result.rows_read = extracted.rows_read
                 result.trades = extracted.trades.height
