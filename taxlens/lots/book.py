@@ -23,7 +23,6 @@ from taxlens.lots.events import Settings, events_from_trades
 from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
 from taxlens.money import D, NotANumber
 
-
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
 BOOK_REVISION = 2

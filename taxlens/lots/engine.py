@@ -40,8 +40,15 @@ import polars as pl
 
 from taxlens.errors import RowError
 from taxlens.lots.frames import (
-    ACQUIRE, DISPOSAL_SCHEMA, DISPOSE, EVENT_SCHEMA, LOT_SCHEMA, SPLIT_IN, SPLIT_OUT,
-    TRANSFER_IN, TRANSFER_OUT,
+    ACQUIRE,
+    DISPOSAL_SCHEMA,
+    DISPOSE,
+    EVENT_SCHEMA,
+    LOT_SCHEMA,
+    SPLIT_IN,
+    SPLIT_OUT,
+    TRANSFER_IN,
+    TRANSFER_OUT,
 )
 from taxlens.lots.holding import term
 from taxlens.money import PRECISION, ZERO, div18, mul18, plain
@@ -86,8 +93,10 @@ class _Lot:
         return None if before is None or after is None else after - before
 
 
-def _slice_amount(total: Decimal, quantity: Decimal, start: Decimal, end: Decimal) -> Decimal:
-    """G(end) − G(start) for a sale of ``quantity`` with net proceeds ``total``."""
+def _slice_amount(total: Decimal | None, quantity: Decimal, start: Decimal, end: Decimal) -> Decimal | None:
+    """G(end) − G(start) for a sale of ``quantity`` with net proceeds ``total`` (None: unknown)."""
+    if total is None:
+        return None
 
     def g(x: Decimal) -> Decimal:
         return total if x == quantity else mul18(div18(total, quantity), x)
@@ -264,7 +273,7 @@ class _Loop:
         quantity: Decimal = ev["quantity"]  # type: ignore[assignment]
         taken = self._consume(ev, pos, quantity)
         booked = sum((shares for _, shares, _ in taken), ZERO)
-        proceeds: Decimal = ev["amount"]  # type: ignore[assignment]
+        proceeds: Decimal | None = ev["amount"]  # type: ignore[assignment]
         start = ZERO
         for lot, shares, basis in taken:
             end = start + shares
@@ -276,13 +285,13 @@ class _Loop:
             self._problem(ev, f"sale of {plain(quantity)} {ev['symbol']} in {ev['account']} exceeds the {plain(booked)} held; "
                               f"{plain(short)} booked with unknown basis (add opening lots: README, \"Partial histories\")")
 
-    def _slice(self, ev: dict[str, object], lot: _Lot | None, shares: Decimal, proceeds: Decimal, basis: Decimal | None) -> None:
+    def _slice(self, ev: dict[str, object], lot: _Lot | None, shares: Decimal, proceeds: Decimal | None, basis: Decimal | None) -> None:
         acquired = lot.acquired if lot else None
         self.disposals.append({
             "scope": ev["scope"], "account": ev["account"], "symbol": ev["symbol"], "quantity": shares,
             "acquired": acquired, "disposed": ev["date"], "proceeds": proceeds, "cost_basis": basis,
             "adjustment_code": None, "adjustment": ZERO,
-            "gain": None if basis is None else proceeds - basis,
+            "gain": None if basis is None or proceeds is None else proceeds - basis,
             "term": None if acquired is None else term(acquired, ev["date"], month_end_rule=self.month_end_rule),  # type: ignore[arg-type]
             "method": ev["method"], "sell_trade_id": ev["trade_id"], "lot_id": lot.lot_id if lot else None,
             "currency": ev["currency"], "seq": ev["seq"], "source": ev["source"],

@@ -21,8 +21,8 @@ invents a shortfall.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 
 import polars as pl
 
@@ -138,6 +138,8 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         "currency", "source",
     )
     events = events.filter(pl.col("quantity") > 0)
+    for row in events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_null()).iter_rows(named=True):
+        problems.append(_error(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
     events, unpaired = _pair_transfers(events)
     for row in unpaired:
         quantity = row["quantity"]
