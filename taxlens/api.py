@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-import decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

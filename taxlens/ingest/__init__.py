@@ -12,8 +12,8 @@ from taxlens.ingest.alpaca import Alpaca
 from taxlens.ingest.base import Adapter, Context, Extracted, Source
 from taxlens.ingest.coinbase import Coinbase
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
-from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.schwab import Schwab
 
 #: Every built-in adapter, in the order `taxlens formats` lists them. Explicit on purpose.

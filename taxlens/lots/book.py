@@ -21,7 +21,7 @@ from taxlens.errors import ConfigError, RowError
 from taxlens.lots.engine import Booked, Selections, book_loop
 from taxlens.lots.events import Settings, events_from_trades
 from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
-from taxlens.money import D, NotANumber
+from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
@@ -86,6 +86,8 @@ def load_selections(path: str | os.PathLike[str]) -> Selections:
             raise ConfigError(f"{name}:{reader.line_num}: quantity {row['quantity']!r} is not a number") from exc
         if quantity <= 0:
             raise ConfigError(f"{name}:{reader.line_num}: quantity {row['quantity']!r} is not positive")
+        if why := fits(quantity):
+            raise ConfigError(f"{name}:{reader.line_num}: quantity {row['quantity']!r} {why}")
         out.setdefault(row["sell_trade_id"].strip(), []).append((row["lot_id"].strip(), Decimal(quantity)))
     return out
 

@@ -6,7 +6,6 @@ them as strings so no reader turns them into floats. Output is deterministic for
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from collections.abc import Callable

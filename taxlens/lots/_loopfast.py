@@ -1,0 +1,500 @@
+"""The booking loop of ``engine.py`` on integers: same rules, same digits, far fewer objects.
+
+``engine._Loop`` states the rules on Decimals and named rows; this module runs the same steps
+with every quantity and amount held as a Python int counting 1e-18 (the storage scale), so
+mul18/div18 become integer half-even divisions and no Decimal is built per event. Events are
+read column by column (polars' physical i128 for DECIMAL(38,18), i32 days for dates); output
+columns are int lists turned back into DECIMAL(38,18) by reinterpreting i128, and the columns a
+row copies from its event (scope, account, …, source) are gathered by event index at the end.
+
+Every step mirrors ``engine._Loop`` line for line (including lots left at zero, the lazy heap
+pops and the stable TaxMin sort), so both give the same frames; tests/test_fifo.py and
+tests/lots hold the loop to the vectorised FIFO and the worksheets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections.abc import Sequence
+from decimal import Decimal
+
+import polars as pl
+
+from taxlens.errors import RowError
+from taxlens.ingest.frame import DECIMAL
+from taxlens.lots.engine import Booked, Selections
+from taxlens.lots.frames import (
+    ACQUIRE,
+    DISPOSAL_SCHEMA,
+    DISPOSE,
+    LOT_SCHEMA,
+    SPLIT_IN,
+    SPLIT_OUT,
+    TRANSFER_IN,
+    TRANSFER_OUT,
+)
+from taxlens.lots.holding import anniversary
+from taxlens.money import SCALE, plain
+
+_UNIT = 10**SCALE
+_MAX = 10**38  # DECIMAL(38,18) holds |units| < 10^38
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def _mul(a: int, b: int) -> int:
+    """money.mul18 on units."""
+    q, r = divmod(a * b, _UNIT)
+    twice = 2 * r
+    if twice > _UNIT or (twice == _UNIT and q & 1):
+        q += 1
+    return q
+
+
+def _div(a: int, b: int) -> int:
+    """money.div18 on units (b ≠ 0)."""
+    num, den = a * _UNIT, b
+    if den < 0:
+        num, den = -num, -den
+    q, r = divmod(num, den)
+    twice = 2 * r
+    if twice > den or (twice == den and q & 1):
+        q += 1
+    return q
+
+
+def _dec(units: int) -> Decimal:
+    """Units back to a Decimal (only for messages; the caller runs in the wide context)."""
+    return Decimal(units).scaleb(-SCALE)
+
+
+def exact_units(value: Decimal) -> int | None:
+    """``value`` in units when it is exact at the storage scale, else None."""
+    scaled = value.scaleb(SCALE)
+    if not scaled.is_finite() or scaled != scaled.to_integral_value():
+        return None
+    units = int(scaled)
+    return units if abs(units) < _MAX else None
+
+
+class _Lot:
+    """engine._Lot on units, with its unit basis u = div18(B, Q) and F(used) cached."""
+
+    __slots__ = ("acquired", "b", "fused", "key", "lot_id", "q", "row", "seq", "u", "used")
+
+    def __init__(self, seq: int, key: int, lot_id: str | None, acquired: int | None, q: int, b: int | None, row: int) -> None:
+        self.seq, self.key, self.lot_id, self.acquired, self.row = seq, key, lot_id, acquired, row
+        self.q, self.b, self.used = q, b, 0
+        self.u = None if b is None or q == 0 else _div(b, q)
+        self.fused = None if b is None else (b if q == 0 else 0)  # F(0)
+
+    def reset(self, q: int, b: int | None) -> None:
+        self.q, self.b, self.used = q, b, 0
+        self.u = None if b is None or q == 0 else _div(b, q)
+        self.fused = self.at(0)
+
+    def at(self, c: int) -> int | None:
+        """F(c) (engine._Lot.basis_at)."""
+        if self.b is None:
+            return None
+        if c == self.q:
+            return self.b
+        return _mul(self.u, c)  # type: ignore[arg-type]
+
+    def take(self, shares: int) -> int | None:
+        before = self.fused
+        self.used += shares
+        after = self.fused = self.at(self.used)
+        return None if before is None or after is None else after - before
+
+
+class _Position:
+    __slots__ = ("dirty", "heaps", "lots")
+
+    def __init__(self) -> None:
+        self.lots: dict[int, _Lot] = {}
+        self.heaps: dict[str, list[tuple[tuple[object, ...], int]]] = {}
+        self.dirty = False  # a lot may sit at zero remaining without having been consumed
+
+
+def _order(method: str, lot: _Lot) -> tuple[object, ...]:
+    """engine.ORDER on units and day numbers (same comparisons, so the same order)."""
+    if method == "fifo":
+        return (lot.acquired, lot.seq)
+    if method == "lifo":
+        return (-lot.acquired, -lot.seq)  # type: ignore[operator]
+    if method == "hifo":
+        return (0 if lot.b is not None else 1, -(lot.u or 0), lot.acquired, lot.seq)
+    raise KeyError(method)
+
+
+class FastLoop:
+    def __init__(self, selections: Selections | None, month_end_rule: bool) -> None:
+        self.selections = selections or {}
+        self.month_end_rule = month_end_rule
+        self.positions: dict[tuple[str, str], _Position] = {}
+        self.problems: list[RowError] = []
+        self.errors: list[RowError] = []
+        self.in_transit: dict[str, list[tuple[int, str | None, int | None, int, int | None]]] = {}
+        self.keys = 0
+        self.anniversaries: dict[int, int] = {}
+        # Output columns: lots (one entry per lot, updated in place) and disposal slices.
+        self.l_ev: list[int] = []
+        self.l_lot_id: list[str | None] = []
+        self.l_acq: list[int | None] = []
+        self.l_qty: list[int] = []
+        self.l_basis: list[int | None] = []
+        self.l_open_q: list[int] = []
+        self.l_open_b: list[int | None] = []
+        self.d_ev: list[int] = []
+        self.d_qty: list[int] = []
+        self.d_acq: list[int | None] = []
+        self.d_proc: list[int | None] = []
+        self.d_basis: list[int | None] = []
+        self.d_gain: list[int | None] = []
+        self.d_term: list[str | None] = []
+        self.d_lot_id: list[str | None] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _term(self, acquired: int | None, disposed: int) -> str | None:
+        if acquired is None:
+            return None
+        ann = self.anniversaries.get(acquired)
+        if ann is None:
+            day = dt.date.fromordinal(acquired + _EPOCH)
+            ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
+        return "long" if disposed > ann else "short"
+
+    def _problem(self, i: int, message: str, *, error: bool = False) -> None:
+        path, _, line = str(self.sources[i]).rpartition(":")
+        (self.errors if error else self.problems).append(RowError(path, int(line) if line.isdigit() else 0, message))
+
+    def _open(self, i: int, q: int, b: int | None, acquired: int | None, lot_id: str | None, seq: int) -> _Lot:
+        self.keys += 1
+        row = len(self.l_ev)
+        self.l_ev.append(i)
+        self.l_lot_id.append(lot_id)
+        self.l_acq.append(acquired)
+        self.l_qty.append(q)
+        self.l_basis.append(b)
+        self.l_open_q.append(q)
+        self.l_open_b.append(b)
+        return _Lot(seq, self.keys, lot_id, acquired, q, b, row)
+
+    def _add(self, pos: _Position, lot: _Lot) -> None:
+        pos.lots[lot.key] = lot
+        if lot.q == 0:
+            pos.dirty = True
+        for method, heap in pos.heaps.items():
+            heapq.heappush(heap, (_order(method, lot), lot.key))
+
+    def _sync(self, lot: _Lot) -> None:
+        self.l_open_q[lot.row] = lot.q - lot.used
+        self.l_open_b[lot.row] = None if lot.b is None else lot.b - lot.fused  # type: ignore[operator]
+
+    def _close_empty(self, pos: _Position, touched: list[_Lot]) -> None:
+        # Only lots consumed just now can have reached zero, unless one was opened at zero.
+        lots = pos.lots
+        if pos.dirty:
+            for key in [k for k, lot in lots.items() if lot.q == lot.used]:
+                del lots[key]
+            pos.dirty = False
+            return
+        for lot in touched:
+            if lot.q == lot.used:
+                lots.pop(lot.key, None)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, events: pl.DataFrame) -> Booked:
+        evs = events.sort("seq")
+        col = evs.get_column
+        self._kinds = kinds = col("kind").to_list()
+        scopes = col("scope").to_list()
+        self.accounts = col("account").to_list()
+        self.symbols = symbols = col("symbol").to_list()
+        self.dates = col("date").cast(pl.Date).to_physical().to_list()
+        self.quantities = col("quantity").cast(DECIMAL).to_physical().to_list()
+        self.amounts = col("amount").cast(DECIMAL).to_physical().to_list()
+        self.trade_ids = col("trade_id").to_list()
+        self.lot_ids = col("lot_id").to_list()
+        self.methods = col("method").to_list()
+        self.transfer_keys = col("transfer_key").to_list()
+        self.sources = col("source").to_list()
+        self.seqs = col("seq").to_list()
+        positions = self.positions
+        acquire, dispose, split = self.acquire, self.dispose, self.split
+        transfer_out, transfer_in = self.transfer_out, self.transfer_in
+        for i, kind in enumerate(kinds):
+            key = (scopes[i], symbols[i])
+            pos = positions.get(key)
+            if pos is None:
+                pos = positions[key] = _Position()
+            if kind == DISPOSE:
+                dispose(i, pos)
+            elif kind == ACQUIRE:
+                acquire(i, pos)
+            elif kind == SPLIT_IN or kind == SPLIT_OUT:
+                split(i, pos)
+            elif kind == TRANSFER_OUT:
+                transfer_out(i, pos)
+            elif kind == TRANSFER_IN:
+                transfer_in(i, pos)
+            else:
+                raise KeyError(kind)
+        return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors)
+
+    def acquire(self, i: int, pos: _Position) -> None:
+        q, amount = self.quantities[i], self.amounts[i]
+        self._add(pos, self._open(i, q, amount, self.dates[i], self.trade_ids[i], self.seqs[i]))
+        if amount is None:  # only ACQUIRE events come here (unpaired transfers: events.py reports them)
+            self._problem(i, f"{self.symbols[i]} {plain(_dec(q))} acquired with no cost basis: "
+                             "its sales are booked as basis unknown (add it as an opening lot)")
+
+    def _consume(self, i: int, pos: _Position, quantity: int, method: str) -> list[tuple[_Lot, int, int | None]]:
+        """engine._Loop._consume: take ``quantity`` in ``method``'s order."""
+        if method == "specific":
+            return self._consume_specific(i, pos, quantity)
+        taken: list[tuple[_Lot, int, int | None]] = []
+        need = quantity
+        sync = self._sync
+        if method == "taxmin":
+            amount = self.amounts[i]
+            unit_proceeds = _div(amount, quantity) if amount is not None else 0
+            disposed = self.dates[i]
+            term = self._term
+
+            def order(lot: _Lot) -> tuple[object, ...]:
+                unit = lot.u if lot.b is not None else None
+                if lot.b is None:
+                    return (4, 0, lot.acquired, lot.seq)
+                if unit is None:  # a lot of zero quantity with a basis: div18 by zero, as engine
+                    raise ZeroDivisionError("division by zero")
+                loss = unit_proceeds < unit
+                long_term = term(lot.acquired, disposed) == "long"
+                rank = (0 if not long_term else 1) if loss else (2 if long_term else 3)
+                return (rank, -unit, lot.acquired, lot.seq)
+
+            for lot in sorted(pos.lots.values(), key=order):
+                if need == 0:
+                    break
+                remaining = lot.q - lot.used
+                shares = need if need < remaining else remaining
+                taken.append((lot, shares, lot.take(shares)))
+                sync(lot)
+                need -= shares
+        else:
+            heap = pos.heaps.get(method)
+            lots = pos.lots
+            if heap is None:
+                heap = [(_order(method, lot), key) for key, lot in lots.items()]
+                heapq.heapify(heap)
+                pos.heaps[method] = heap
+            # engine._Position.ordered and the caller's loop, fused.
+            while heap:
+                candidate = lots.get(heap[0][1])
+                if candidate is None or candidate.q == candidate.used:
+                    heapq.heappop(heap)
+                    continue
+                if need == 0:
+                    break
+                lot = candidate
+                q, b = lot.q, lot.b
+                remaining = q - lot.used
+                shares = need if need < remaining else remaining
+                used = lot.used = lot.used + shares  # lot.take(shares) and self._sync(lot), inlined
+                self.l_open_q[lot.row] = q - used
+                if b is None:
+                    taken.append((lot, shares, None))
+                    self.l_open_b[lot.row] = None
+                else:
+                    before = lot.fused
+                    after = lot.fused = b if used == q else _mul(lot.u, used)  # type: ignore[arg-type]
+                    taken.append((lot, shares, after - before))  # type: ignore[operator]
+                    self.l_open_b[lot.row] = b - after
+                need -= shares
+                if q - used > 0:
+                    break
+        self._close_empty(pos, [t[0] for t in taken])
+        return taken
+
+    def _consume_specific(self, i: int, pos: _Position, quantity: int) -> list[tuple[_Lot, int, int | None]]:
+        trade_id = self.trade_ids[i]
+        picks: list[tuple[str, int, Decimal]]
+        chosen_picks = self.selections.get(str(trade_id))
+        if chosen_picks is None:
+            if not self.lot_ids[i]:
+                self._problem(i, f"sale {trade_id} names no lot (specific identification needs a lot_id or a lot-selection file)", error=True)
+                return []
+            picks = [(str(self.lot_ids[i]), quantity, _dec(quantity))]
+        else:
+            picks = [(lot_id, exact_units(Decimal(shares)), shares) for lot_id, shares in chosen_picks]  # type: ignore[misc]
+        by_id = {lot.lot_id: lot for lot in pos.lots.values()}
+        taken: list[tuple[_Lot, int, int | None]] = []
+        failed = False
+        for lot_id, shares, shown in picks:
+            lot = by_id.get(lot_id)
+            if lot is None:
+                failed = True
+                self._problem(i, f"sale {trade_id} names lot {lot_id!r}, which is not open in {self.accounts[i]} {self.symbols[i]}", error=True)
+            elif shares > lot.q - lot.used:
+                failed = True
+                self._problem(i, f"sale {trade_id} takes {plain(shown)} from lot {lot_id!r}, which has {plain(_dec(lot.q - lot.used))} left", error=True)
+            else:
+                taken.append((lot, shares, lot.take(shares)))
+                self._sync(lot)
+        chosen = sum(s for _, s, _ in taken)
+        if not failed and chosen != quantity:
+            self._problem(i, f"sale {trade_id} of {plain(_dec(quantity))} selects lots holding {plain(_dec(chosen))}", error=True)
+        self._close_empty(pos, [t[0] for t in taken])
+        return taken
+
+    def dispose(self, i: int, pos: _Position) -> None:
+        quantity = self.quantities[i]
+        method = str(self.methods[i])
+        taken = self._consume(i, pos, quantity, method)
+        proceeds = self.amounts[i]
+        disposed = self.dates[i]
+        # G(x) for the sale's proceeds; G(start) of a slice is G(end) of the one before.
+        unit = None if proceeds is None or quantity == 0 else _div(proceeds, quantity)
+        start, g_start = 0, 0 if proceeds is None else (proceeds if quantity == 0 else _mul(unit, 0))  # type: ignore[arg-type]
+        booked = 0
+        d_ev, d_qty, d_acq, d_proc = self.d_ev, self.d_qty, self.d_acq, self.d_proc
+        d_basis, d_gain, d_term, d_lot_id = self.d_basis, self.d_gain, self.d_term, self.d_lot_id
+        term = self._term
+        for lot, shares, basis in taken:
+            booked += shares
+            end = start + shares
+            if proceeds is None:
+                amount = None
+            else:
+                if end == quantity:
+                    g_end = proceeds
+                else:  # _mul(unit, end), inlined
+                    g_end, r = divmod(unit * end, _UNIT)  # type: ignore[operator]
+                    if 2 * r > _UNIT or (2 * r == _UNIT and g_end & 1):
+                        g_end += 1
+                amount = g_end - g_start
+                g_start = g_end
+            start = end
+            d_ev.append(i)
+            d_qty.append(shares)
+            d_acq.append(lot.acquired)
+            d_proc.append(amount)
+            d_basis.append(basis)
+            d_gain.append(None if basis is None or amount is None else amount - basis)
+            d_term.append(term(lot.acquired, disposed))
+            d_lot_id.append(lot.lot_id)
+        if booked < quantity and method != "specific":
+            short = quantity - booked
+            amount = None if proceeds is None else proceeds - g_start
+            d_ev.append(i)
+            d_qty.append(short)
+            d_acq.append(None)
+            d_proc.append(amount)
+            d_basis.append(None)
+            d_gain.append(None)
+            d_term.append(None)
+            d_lot_id.append(None)
+            self._problem(i, f"sale of {plain(_dec(quantity))} {self.symbols[i]} in {self.accounts[i]} exceeds the {plain(_dec(booked))} held; "
+                             f"{plain(_dec(short))} booked with unknown basis (add opening lots: README, \"Partial histories\")")
+
+    def split(self, i: int, pos: _Position) -> None:
+        held = sum(lot.q - lot.used for lot in pos.lots.values())
+        shares = self.quantities[i]
+        delta = shares if self._kinds[i] == SPLIT_IN else -shares
+        if held == 0 or held + delta < 0:
+            self._problem(i, f"split of {plain(_dec(abs(delta)))} {self.symbols[i]} in {self.accounts[i]} with {plain(_dec(held))} held: not applied")
+            return
+        target, ratio = held + delta, _div(held + delta, held)
+        lots = sorted(pos.lots.values(), key=lambda lot: lot.key)
+        given = 0
+        last = len(lots) - 1
+        for n, lot in enumerate(lots):
+            new_quantity = target - given if n == last else _mul(lot.q - lot.used, ratio)
+            given += new_quantity
+            remaining_basis = None if lot.b is None else lot.b - (lot.fused or 0)
+            lot.reset(new_quantity, remaining_basis)
+            row = lot.row
+            sold_before = self.l_qty[row] - self.l_open_q[row]
+            self.l_qty[row] = _mul(sold_before, ratio) + new_quantity
+            self._sync(lot)
+        pos.heaps.clear()  # unit bases changed
+        pos.dirty = True
+        self._close_empty(pos, [])
+
+    def transfer_out(self, i: int, pos: _Position) -> None:
+        quantity = self.quantities[i]
+        taken = self._consume(i, pos, quantity, "fifo")
+        moved = sum(s for _, s, _ in taken)
+        if moved < quantity:
+            self._problem(i, f"transfer out of {plain(_dec(quantity))} {self.symbols[i]} exceeds the {plain(_dec(moved))} held in {self.accounts[i]}")
+        tkey = self.transfer_keys[i]
+        if tkey:
+            self.in_transit[str(tkey)] = [(lot.seq, lot.lot_id, lot.acquired, shares, basis) for lot, shares, basis in taken]
+
+    def transfer_in(self, i: int, pos: _Position) -> None:
+        tkey = self.transfer_keys[i]
+        arriving = self.in_transit.pop(str(tkey), None) if tkey else None
+        if arriving is None:
+            q, amount = self.quantities[i], self.amounts[i]
+            self._add(pos, self._open(i, q, amount, self.dates[i], self.trade_ids[i], self.seqs[i]))
+            return  # not an ACQUIRE: unpaired transfers are reported by events.py
+        for seq, lot_id, acquired, q, b in arriving:
+            self._add(pos, self._open(i, q, b, acquired, lot_id, seq))
+
+    # -- frames --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _decimals(units: Sequence[int | None]) -> pl.Series:
+        """DECIMAL(38,18) from units: i128 reinterpreted (the units *are* its physical values)."""
+        try:
+            series = pl.Series(units, dtype=pl.Int128)
+            in_range = series.is_empty() or series.abs().max() < _MAX  # type: ignore[operator]
+        except (OverflowError, TypeError, pl.exceptions.ComputeError):
+            in_range = False
+        if in_range:
+            return series.reinterpret(dtype=DECIMAL)
+        # Out of DECIMAL(38,18)'s range: let polars treat the Decimals as engine's rows would.
+        return pl.Series([None if u is None else _dec(u) for u in units], dtype=DECIMAL)
+
+    @staticmethod
+    def _dates(days: list[int | None]) -> pl.Series:
+        return pl.Series(days, dtype=pl.Int32).cast(pl.Date)
+
+    def _lots_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
+        if not self.l_ev:
+            return pl.DataFrame(schema=LOT_SCHEMA)
+        src = evs.select("scope", "account", "symbol", "currency", "seq", "source")[pl.Series(self.l_ev, dtype=pl.UInt32)]
+        acquired = self._dates(self.l_acq)
+        basis = self._decimals(self.l_basis)
+        columns = {
+            "scope": src["scope"], "account": src["account"], "symbol": src["symbol"],
+            "lot_id": pl.Series(self.l_lot_id, dtype=pl.String),
+            "acquired": acquired, "adjusted_acquired": acquired,
+            "quantity": self._decimals(self.l_qty), "cost_basis": basis, "adjusted_basis": basis,
+            "open_quantity": self._decimals(self.l_open_q), "open_basis": self._decimals(self.l_open_b),
+            "currency": src["currency"], "seq": src["seq"], "source": src["source"],
+        }
+        return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(LOT_SCHEMA)  # type: ignore[arg-type]
+
+    def _disposals_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
+        n = len(self.d_ev)
+        if not n:
+            return pl.DataFrame(schema=DISPOSAL_SCHEMA)
+        src = evs.select("scope", "account", "symbol", "date", "method", "trade_id", "currency", "seq", "source")[
+            pl.Series(self.d_ev, dtype=pl.UInt32)
+        ]
+        columns = {
+            "scope": src["scope"], "account": src["account"], "symbol": src["symbol"],
+            "quantity": self._decimals(self.d_qty), "acquired": self._dates(self.d_acq), "disposed": src["date"],
+            "proceeds": self._decimals(self.d_proc), "cost_basis": self._decimals(self.d_basis),
+            "adjustment_code": pl.Series([None] * n, dtype=pl.String),
+            "adjustment": pl.Series([0] * n, dtype=pl.Int128).reinterpret(dtype=DECIMAL),
+            "gain": self._decimals(self.d_gain), "term": pl.Series(self.d_term, dtype=pl.String),
+            "method": src["method"], "sell_trade_id": src["trade_id"],
+            "lot_id": pl.Series(self.d_lot_id, dtype=pl.String),
+            "currency": src["currency"], "seq": src["seq"], "source": src["source"],
+        }
+        return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(DISPOSAL_SCHEMA)  # type: ignore[arg-type]
