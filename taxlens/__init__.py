@@ -1,8 +1,9 @@
 """taxlens: a local, private, tax-aware trade-frequency analyzer.
 
 The public API (``import taxlens``): ``open_book`` returns a ``Book`` over a DuckDB file, whose
-``ingest``, ``trades`` and ``accounts`` return reports and polars frames. ``cli.py`` is a thin
-layer over it. Pipeline stages live in subpackages: ``ingest/`` (exports → trades).
+``ingest``, ``trades``, ``accounts``, ``gains``, ``lots`` and ``booked`` return reports and polars
+frames. ``cli.py`` is a thin layer over it. Pipeline stages live in subpackages: ``ingest/``
+(exports → trades), ``lots/`` (trades → lots and disposals), ``report/`` (frames → text).
 """
 
 from taxlens.api import Book, FileResult, IngestReport, ingest, open_book
