@@ -19,6 +19,7 @@ import polars as pl
 from taxlens.config import Config
 from taxlens.errors import ConfigError, RowError
 from taxlens.lots.engine import Booked, Selections, book_loop
+from taxlens.lots.fifo import book_fifo, fast_positions
 from taxlens.lots.events import Settings, events_from_trades
 from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
 from taxlens.money import D, NotANumber, fits
@@ -49,12 +50,7 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     slice, the problems (booked but flagged) and the errors (specific-ID selections that could
     not be honoured)."""
     events, problems = events_from_trades(trades, settings)
-    try:
-        from taxlens.lots.fifo import book_fifo, fast_positions
-    except ImportError:  # pragma: no cover - fifo.py is part of the package
-        fast = pl.Series([False] * events.height)
-    else:
-        fast = fast_positions(events)
+    fast = fast_positions(events)
     quick = book_fifo(events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
     slow = book_loop(events.filter(~fast), selections=selections, month_end_rule=settings.month_end_rule)
     parts = [b for b in (quick, slow) if b is not None]
