@@ -19,8 +19,8 @@ import polars as pl
 from taxlens.config import Config
 from taxlens.errors import ConfigError, RowError
 from taxlens.lots.engine import Booked, Selections, book_loop
-from taxlens.lots.fifo import book_fifo, fast_positions
 from taxlens.lots.events import Settings, events_from_trades
+from taxlens.lots.fifo import book_fifo, fast_positions
 from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
 from taxlens.money import D, NotANumber, fits
 
