@@ -92,6 +92,16 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     )
     for row in odd_fee.iter_rows(named=True):
         problems.append(_error(row["source"], f"fee of {plain(row['fee'])} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
+    # US returns are in dollars and taxlens has no exchange rates yet: say so once per position
+    # rather than let euro amounts pass for dollars.
+    foreign = (
+        t.filter(pl.col("kind").is_in([ACQUIRE, DISPOSE]) & (pl.col("currency") != "USD"))
+        .group_by("account", "symbol", "currency").agg(pl.col("source").first(), pl.len().alias("n"))
+        .sort("source")
+    )
+    for row in foreign.iter_rows(named=True):
+        problems.append(_error(row["source"], f"{row['n']} {row['symbol']} trades in {row['account']} are in {row['currency']}: "
+                                              f"their basis and proceeds are in {row['currency']}, not converted to USD (no exchange rates yet)"))
 
     fee_in_trade_currency = pl.when(pl.col("fee_currency") == pl.col("currency")).then(pl.col("fee")).otherwise(pl.lit(0).cast(DECIMAL))
     gross = pl.col("quantity") * pl.col("price")

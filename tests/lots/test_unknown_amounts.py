@@ -28,3 +28,18 @@ def test_a_sale_without_price_or_amount_has_unknown_proceeds(book: Book, tmp_pat
     loop, fast = book_loop(events), book_fifo(events)
     assert loop.disposals.equals(fast.disposals)
     assert loop.disposals.select("quantity", "proceeds", "cost_basis", "gain").rows() == [(10, None, 1000, None)]
+
+
+def test_trades_in_another_currency_are_flagged_not_converted(book: Book, tmp_path: Path) -> None:
+    """No exchange rates yet: euro amounts must not pass silently for dollars."""
+    path = write(tmp_path, "eur.csv", (
+        "date,account,symbol,side,quantity,price,fee,currency,asset_class\n"
+        "2025-01-02,Coinbase,BTC,buy,0.1,90000,0,EUR,crypto\n"
+        "2025-02-02,Coinbase,BTC,sell,0.1,95000,0,EUR,crypto\n"
+    ))
+    book.ingest([path])
+    booked = book.booked()
+    assert [str(p) for p in booked.problems] == [
+        f"{path}:2: 2 BTC trades in Coinbase are in EUR: their basis and proceeds are in EUR, not converted to USD (no exchange rates yet)"
+    ]
+    assert booked.disposals.select("currency").to_series().to_list() == ["EUR"]
