@@ -47,8 +47,13 @@ def _console(stderr: bool = False) -> Console:
 
 
 @contextmanager
-def _book(ctx: click.Context, *, read_only: bool = False) -> Iterator[Book]:
+def _book(ctx: click.Context, *, read_only: bool = False, create: bool = False) -> Iterator[Book]:
+    """Open the book for a command. Only ``ingest`` creates a database; the others say there is
+    none yet instead of creating an empty one."""
     settings: Settings = ctx.obj
+    path = settings.db or os.environ.get(ENV_DB) or DEFAULT_DB
+    if not create and path != ":memory:" and not os.path.exists(path):
+        raise click.ClickException(f"{path}: no taxlens database here yet (run `taxlens ingest`)")
     try:
         book = Book(settings.db, settings.config, read_only=read_only)
     except TaxlensError as exc:
@@ -106,7 +111,7 @@ def ingest(
     imports nothing (unless --skip-bad-rows); every bad row is listed as FILE:LINE: problem.
     """
     out, err = _console(), _console(stderr=True)
-    with _book(ctx) as book, _progress(err, quiet or not err.is_terminal) as progress:
+    with _book(ctx, create=True) as book, _progress(err, quiet or not err.is_terminal) as progress:
         report = book.ingest(
             files, format=fmt, mapping=mapping, account=account,
             skip_bad_rows=skip_bad_rows, encoding=encoding, progress=progress,
@@ -217,7 +222,10 @@ def accounts(ctx: click.Context, fmt: str) -> None:
     """
     settings: Settings = ctx.obj
     db = settings.db or os.environ.get(ENV_DB) or DEFAULT_DB
-    with _book(ctx, read_only=os.path.exists(db)) as book:
+    exists = os.path.exists(db)
+    if not exists:  # nothing imported yet: the configured accounts alone, from an empty book
+        ctx.obj = Settings(":memory:", settings.config)
+    with _book(ctx, read_only=exists) as book:
         frame = book.accounts()
     listing.render(frame, fmt, sys.stdout, _console())
 

@@ -164,3 +164,17 @@ def test_duckdb_never_writes_a_progress_bar_into_our_output(run, tmp_path: Path)
 
     with Store(tmp_path / "p.duckdb") as store:
         assert store.con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+
+
+@pytest.mark.parametrize("command", [["gains"], ["lots"], ["files"]])
+def test_reading_commands_never_create_a_database(run, tmp_path: Path, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run(*command)
+    assert result.exit_code == 1
+    assert result.output == "Error: taxlens.duckdb: no taxlens database here yet (run `taxlens ingest`)\n"
+    assert not (tmp_path / "taxlens.duckdb").exists()
+
+
+def test_accounts_before_any_ingest_lists_the_configured_ones(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path, "taxlens.toml", '[accounts."Roth"]\ntype = "roth_ira"\n')
+    assert run("accounts", "--format", "csv").output.splitlines()[1] == "Roth,roth_ira,self,yes,,0,,"
+    assert not (tmp_path / "taxlens.duckdb").exists()
