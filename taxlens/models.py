@@ -32,6 +32,8 @@ class Action(StrEnum):
     TRANSFER_OUT = "transfer_out"
     INCOME = "income"  # crypto rewards/staking received as an asset: a lot at market value
     FEE = "fee"  # a fee charged apart from a trade (cash or, for crypto, in coin)
+    SALE_FEE = "sale_fee"  # a day's fee on its sales (Alpaca's end-of-day regulatory FEE): booking
+    # spreads it over that day's sales in the account, reducing their proceeds
     DIVIDEND = "dividend"
     INTEREST = "interest"
     WITHHOLDING = "withholding"  # tax withheld on income

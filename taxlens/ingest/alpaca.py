@@ -89,7 +89,8 @@ class Alpaca:
     )
     ACTIONS: ClassVar[dict[str, str]] = {
         "FILL buy": "buy", "FILL sell": "sell", "FILL sell_short": "sell_short",
-        **dict.fromkeys(("FEE", "CFEE", "PTC", "DIVFEE"), "fee"),
+        "FEE": "sale_fee",
+        **dict.fromkeys(("CFEE", "PTC", "DIVFEE"), "fee"),
         **dict.fromkeys(("DIV", "DIVCGL", "DIVCGS", "DIVTXEX", "DIVROC"), "dividend"),
         **dict.fromkeys(("DIVNRA", "DIVWH", "DIVFT", "DIVTW", "INTNRA", "INTTW", "WH"),
                         "withholding"),
@@ -324,7 +325,9 @@ def _non_trade(row: _Row, kind: str, account: str) -> Trade | None:
         if net is not None and net > 0:
             row.bad("net_amount", "is positive (expected a negative amount: a fee is cash out)")
         elif net is not None:
-            action, fee, fee_currency = Action.FEE, -net, "USD"
+            # FEE is the day's regulatory fees on sales (SEC, FINRA TAF): a selling expense.
+            action = Action.SALE_FEE if kind == "FEE" else Action.FEE
+            fee, fee_currency = -net, "USD"
     elif kind in _BY_CASH_SIGN:
         if net == 0:
             row.bad("net_amount", "is zero (expected a positive amount for cash in, negative out)")

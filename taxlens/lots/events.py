@@ -148,6 +148,7 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         "currency", "source",
     )
     events = events.filter(pl.col("quantity") > 0)
+    events = _spread_sale_fees(events, trades, problems)
     for row in events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_null()).iter_rows(named=True):
         problems.append(_error(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
     events, unpaired = _pair_transfers(events)
@@ -159,6 +160,42 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         else:
             problems.append(_error(str(row["source"]), f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
+
+
+def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list[RowError]) -> pl.DataFrame:
+    """Take each day's ``sale_fee`` out of that day's sales in the account, pro rata by their
+    proceeds, cumulatively so the shares add up to the fee exactly: the sale ending at c dollars
+    of the day's P has taken F(c) = fee × c ÷ P (multiplied first: c runs to thousands of
+    dollars, and a per-dollar rate rounded to 18 places would lose digits). A fee on a day
+    without sales stays out of every gain, and is reported."""
+    fees = (
+        trades.filter(pl.col("action") == "sale_fee")
+        .group_by("account", pl.col("trade_date").alias("date"))
+        .agg(pl.col("fee").sum().alias("_fee"), pl.col("source").min().alias("_fee_source"))
+    )
+    if fees.height == 0:
+        return events
+    group = ["account", "date"]
+    sales = (
+        events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_not_null())
+        .select("seq", "account", "date", "amount")
+        .join(fees, on=group, how="inner")
+        .sort("seq")
+        .with_columns(pl.col("amount").cum_sum().over(group).alias("_c"), pl.col("amount").sum().over(group).alias("_P"))
+        .filter(pl.col("_P") > 0)
+    )
+
+    def share(c: pl.Expr) -> pl.Expr:
+        return pl.when(c == pl.col("_P")).then(pl.col("_fee")).otherwise((pl.col("_fee") * c) / pl.col("_P"))
+
+    cut = sales.select("seq", (share(pl.col("_c")) - share(pl.col("_c") - pl.col("amount"))).alias("_cut"))
+    for row in fees.join(sales.select(group).unique(), on=group, how="anti").sort("_fee_source").iter_rows(named=True):
+        problems.append(_error(row["_fee_source"], f"fee of {plain(row['_fee'])} on {row['date']} in {row['account']} has no sale that day to reduce: it is left out of every gain"))
+    return (
+        events.join(cut, on="seq", how="left", maintain_order="left")
+        .with_columns((pl.col("amount") - pl.col("_cut").fill_null(0)).alias("amount"))
+        .drop("_cut")
+    )
 
 
 def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]]]:

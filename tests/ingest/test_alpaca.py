@@ -180,7 +180,7 @@ def test_coin_fee_and_usd_fee() -> None:
 
 def test_regulatory_fee_without_symbol() -> None:
     (trade,) = rows(extract([nta("FEE", net_amount="-0.03", description="REG fee")]))
-    assert (trade["action"], trade["symbol"], trade["asset_class"]) == ("fee", "USD", "cash")
+    assert (trade["action"], trade["symbol"], trade["asset_class"]) == ("sale_fee", "USD", "cash")
     assert (trade["fee"], trade["fee_currency"], trade["ts"]) == (Decimal("0.03"), "USD", None)
 
 
