@@ -26,6 +26,12 @@ class RowError:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
 
+    @classmethod
+    def at(cls, source: object, message: str) -> RowError:
+        """The error for a ``path:line`` source reference (line 0 when it has none)."""
+        path, _, line = str(source).rpartition(":")
+        return cls(path, int(line) if line.isdigit() else 0, message)
+
 
 class FileError(TaxlensError):
     """A whole file can't be read (empty, wrong encoding, unknown layout, missing columns)."""

@@ -91,11 +91,23 @@ def _units(value: Decimal) -> int:
     return int(value.scaleb(SCALE, context=_WIDE).to_integral_exact(context=_WIDE))
 
 
-def _half_even(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded half to even (denominator > 0)."""
-    q, r = divmod(numerator, denominator)
+def mul_units(a: int, b: int) -> int:
+    """a × b on integer units of 1e-18, rounded half to even: the booking loop's hot path."""
+    q, r = divmod(a * b, _UNIT)
     twice = 2 * r
-    if twice > denominator or (twice == denominator and q % 2):
+    if twice > _UNIT or (twice == _UNIT and q & 1):
+        q += 1
+    return q
+
+
+def div_units(a: int, b: int) -> int:
+    """a ÷ b on integer units of 1e-18, rounded half to even (b ≠ 0)."""
+    num, den = a * _UNIT, b
+    if den < 0:
+        num, den = -num, -den
+    q, r = divmod(num, den)
+    twice = 2 * r
+    if twice > den or (twice == den and q & 1):
         q += 1
     return q
 
@@ -106,12 +118,9 @@ def mul18(a: Decimal, b: Decimal) -> Decimal:
     Booking uses this in its loop and polars uses it in its frames, so both paths agree to the
     last digit.
     """
-    return Decimal(_half_even(_units(a) * _units(b), _UNIT)).scaleb(-SCALE, context=_WIDE)
+    return Decimal(mul_units(_units(a), _units(b))).scaleb(-SCALE, context=_WIDE)
 
 
 def div18(a: Decimal, b: Decimal) -> Decimal:
     """a ÷ b rounded half-even to 18 decimals, as polars divides Decimal(38,18); b must not be 0."""
-    num, den = _units(a) * _UNIT, _units(b)
-    if den < 0:
-        num, den = -num, -den
-    return Decimal(_half_even(num, den)).scaleb(-SCALE, context=_WIDE)
+    return Decimal(div_units(_units(a), _units(b))).scaleb(-SCALE, context=_WIDE)

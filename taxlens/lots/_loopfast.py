@@ -36,31 +36,12 @@ from taxlens.lots.frames import (
 )
 from taxlens.lots.holding import anniversary
 from taxlens.money import SCALE, plain
+from taxlens.money import div_units as _div
+from taxlens.money import mul_units as _mul
 
-_UNIT = 10**SCALE
+_UNIT = 10**SCALE  # the inlined multiply in the slice loop needs it
 _MAX = 10**38  # DECIMAL(38,18) holds |units| < 10^38
 _EPOCH = dt.date(1970, 1, 1).toordinal()
-
-
-def _mul(a: int, b: int) -> int:
-    """money.mul18 on units."""
-    q, r = divmod(a * b, _UNIT)
-    twice = 2 * r
-    if twice > _UNIT or (twice == _UNIT and q & 1):
-        q += 1
-    return q
-
-
-def _div(a: int, b: int) -> int:
-    """money.div18 on units (b ≠ 0)."""
-    num, den = a * _UNIT, b
-    if den < 0:
-        num, den = -num, -den
-    q, r = divmod(num, den)
-    twice = 2 * r
-    if twice > den or (twice == den and q & 1):
-        q += 1
-    return q
 
 
 def _dec(units: int) -> Decimal:
@@ -167,8 +148,7 @@ class FastLoop:
         return "long" if disposed > ann else "short"
 
     def _problem(self, i: int, message: str, *, error: bool = False) -> None:
-        path, _, line = str(self.sources[i]).rpartition(":")
-        (self.errors if error else self.problems).append(RowError(path, int(line) if line.isdigit() else 0, message))
+        (self.errors if error else self.problems).append(RowError.at(self.sources[i], message))
 
     def _open(self, i: int, q: int, b: int | None, acquired: int | None, lot_id: str | None, seq: int) -> _Lot:
         self.keys += 1

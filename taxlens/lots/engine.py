@@ -191,8 +191,7 @@ class _Loop:
         return Booked(lots.sort("seq"), disposals, self.problems, self.errors)
 
     def _problem(self, ev: dict[str, object], message: str, *, error: bool = False) -> None:
-        path, _, line = str(ev["source"]).rpartition(":")
-        (self.errors if error else self.problems).append(RowError(path, int(line) if line.isdigit() else 0, message))
+        (self.errors if error else self.problems).append(RowError.at(ev["source"], message))
 
     def _open(self, ev: dict[str, object], quantity: Decimal, basis: Decimal | None, acquired: dt.date, lot_id: str, seq: int) -> _Lot:
         self.keys += 1

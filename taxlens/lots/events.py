@@ -82,7 +82,7 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     problems: list[RowError] = []
     t = trades.with_columns(pl.col("action").replace_strict(_KIND, default=None).alias("kind"))
     for row in t.filter(pl.col("action").is_in(["sell_short", "buy_to_cover"])).iter_rows(named=True):
-        problems.append(_error(row["source"], f"{row['action']} of {row['symbol']}: short positions are not supported, so it is not booked"))
+        problems.append(RowError.at(row["source"], f"{row['action']} of {row['symbol']}: short positions are not supported, so it is not booked"))
     # A fee is a lot event only when paid in the asset itself (a coin fee), not in cash.
     coin_fee = (pl.col("fee_currency") == pl.col("symbol")) & (pl.col("symbol") != pl.col("currency"))
     t = t.filter(pl.col("kind").is_not_null() & ((pl.col("action") != "fee") | coin_fee))
@@ -91,7 +91,7 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         & (pl.col("fee_currency") != pl.col("currency")) & pl.col("amount").is_null()
     )
     for row in odd_fee.iter_rows(named=True):
-        problems.append(_error(row["source"], f"fee of {plain(row['fee'])} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
+        problems.append(RowError.at(row["source"], f"fee of {plain(row['fee'])} {row['fee_currency']} on a {row['currency']} trade is left out of its basis or proceeds (no exchange rate)"))
     # US returns are in dollars and taxlens has no exchange rates yet: say so once per position
     # rather than let euro amounts pass for dollars.
     foreign = (
@@ -100,7 +100,7 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         .sort("source")
     )
     for row in foreign.iter_rows(named=True):
-        problems.append(_error(row["source"], f"{row['n']} {row['symbol']} trades in {row['account']} are in {row['currency']}: "
+        problems.append(RowError.at(row["source"], f"{row['n']} {row['symbol']} trades in {row['account']} are in {row['currency']}: "
                                               f"their basis and proceeds are in {row['currency']}, not converted to USD (no exchange rates yet)"))
 
     fee_in_trade_currency = pl.when(pl.col("fee_currency") == pl.col("currency")).then(pl.col("fee")).otherwise(pl.lit(0).cast(DECIMAL))
@@ -150,15 +150,15 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     events = events.filter(pl.col("quantity") > 0)
     events = _spread_sale_fees(events, trades, problems)
     for row in events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_null()).iter_rows(named=True):
-        problems.append(_error(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
+        problems.append(RowError.at(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
     events, unpaired = _pair_transfers(events)
     for row in unpaired:
         quantity = row["quantity"]
         assert isinstance(quantity, Decimal)
         if row["kind"] == TRANSFER_IN:
-            problems.append(_error(str(row["source"]), f"transfer in of {plain(quantity)} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
+            problems.append(RowError.at(row["source"], f"transfer in of {plain(quantity)} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
         else:
-            problems.append(_error(str(row["source"]), f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
+            problems.append(RowError.at(row["source"], f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
 
 
@@ -190,7 +190,7 @@ def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list
 
     cut = sales.select("seq", (share(pl.col("_c")) - share(pl.col("_c") - pl.col("amount"))).alias("_cut"))
     for row in fees.join(sales.select(group).unique(), on=group, how="anti").sort("_fee_source").iter_rows(named=True):
-        problems.append(_error(row["_fee_source"], f"fee of {plain(row['_fee'])} on {row['date']} in {row['account']} has no sale that day to reduce: it is left out of every gain"))
+        problems.append(RowError.at(row["_fee_source"], f"fee of {plain(row['_fee'])} on {row['date']} in {row['account']} has no sale that day to reduce: it is left out of every gain"))
     return (
         events.join(cut, on="seq", how="left", maintain_order="left")
         .with_columns((pl.col("amount") - pl.col("_cut").fill_null(0)).alias("amount"))
@@ -236,7 +236,3 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
     events = order.sort(["_after", "_in", "seq"]).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_after", "_in")
     return events, unpaired
 
-
-def _error(source: str, message: str) -> RowError:
-    path, _, line = source.rpartition(":")
-    return RowError(path, int(line) if line.isdigit() else 0, message)
