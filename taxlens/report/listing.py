@@ -6,7 +6,6 @@ them as strings so no reader turns them into floats. Output is deterministic for
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,38 +15,17 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from taxlens.money import cents, plain
+from taxlens.money import cents
 
 FORMATS = ("table", "csv", "json")
 #: Columns right-aligned in tables even when rendered as text (cents keep their two decimals).
 MONEY = {"proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price"}
 
 
-def cell(value: object) -> str:
-    """One value as text: plain decimals, ISO dates, UTC timestamps with Z, '' for null."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return plain(value)
-    if isinstance(value, dt.datetime):
-        text = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").removesuffix(".000000")
-        return text + "Z"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _json_value(value: object) -> object:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    return cell(value)
-
-
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every column as text, vectorised, with the same forms ``cell`` gives one value: plain
-    decimals, ISO dates, UTC instants with Z, yes/no, and null for missing."""
+    """Every column as text, vectorised: plain decimals (``0.38962051``, never an exponent), ISO
+    dates, UTC instants with Z, yes/no, and null for missing. The one definition of how a value
+    reads in a table, a CSV or a JSON listing."""
     exprs = []
     for name, dtype in frame.schema.items():
         col = pl.col(name)
@@ -73,13 +51,16 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
-    """CSV of ``frame`` in ``cell``'s text forms (vectorised: a million rows take a second)."""
+    """CSV of ``frame`` in ``as_text``'s forms (vectorised: a million rows take a second)."""
     out.write(as_text(frame).write_csv(null_value="", line_terminator="\n", quote_style="necessary"))
 
 
 def write_json(frame: pl.DataFrame, out: TextIO) -> None:
-    rows = [{k: _json_value(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
-    json.dump(rows, out, indent=2)
+    """A JSON list of objects: integers, booleans and strings native, every other value (decimals
+    above all, so no reader turns them into floats) in ``as_text``'s forms."""
+    native = [n for n, d in frame.schema.items() if d.is_integer() or d in (pl.Boolean, pl.String)]
+    merged = frame.select(native).hstack(as_text(frame.drop(native))).select(frame.columns)
+    json.dump(merged.to_dicts(), out, indent=2)
     out.write("\n")
 
 
@@ -92,8 +73,8 @@ def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | No
     t = Table(title=title, show_edge=False, header_style="bold")
     for name in frame.columns:
         t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
-    for row in frame.iter_rows():
-        t.add_row(*(cell(v) for v in row))
+    for row in as_text(frame).iter_rows():
+        t.add_row(*(v or "" for v in row))
     return t
 
 
