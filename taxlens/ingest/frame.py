@@ -63,29 +63,13 @@ def from_trades(trades: Iterable[Trade]) -> pl.DataFrame:
 
 
 def to_csv(frame: pl.DataFrame) -> str:
-    """Render a normalized frame as CSV text for golden files and debugging.
-
-    Decimals are written in plain form (no trailing zeros), timestamps as ISO 8601 UTC, so the
-    text does not change with the storage scale.
-    """
-    import csv
+    """Render a normalized frame as CSV text for golden files and debugging, in the listings'
+    text forms (plain decimals, ISO 8601 UTC instants), so it does not change with the
+    storage scale."""
     import io
 
-    from taxlens.money import plain
+    from taxlens.report.listing import write_csv
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SCHEMA)
-    for row in frame.iter_rows(named=True):
-        cells = []
-        for name, value in row.items():
-            if value is None:
-                cells.append("")
-            elif SCHEMA[name] == DECIMAL:
-                cells.append(plain(value))
-            elif name == "ts":
-                cells.append(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z"))
-            else:
-                cells.append(str(value))
-        writer.writerow(cells)
+    write_csv(frame.select(list(SCHEMA)), out)
     return out.getvalue()
