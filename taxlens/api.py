@@ -27,6 +27,7 @@ from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, 
 from taxlens.lots.book import BOOK_REVISION, book, load_selections, settings_from_config
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings
+from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
 
@@ -195,15 +196,16 @@ class Book:
         )
         key = hashlib.sha256(fingerprint.encode()).hexdigest()
         if self.store.book_key() == key:
-            lots, disposals, flagged = self.store.load_book()
+            lots, disposals, washes, flagged = self.store.load_book()
             return Booked(
-                lots, disposals,
-                [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"],
+                lots.select(list(WASHED_LOT_SCHEMA)), disposals.select(list(WASHED_DISPOSAL_SCHEMA)),
+                [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], washes,
             )
         result = book(self.store.trades(), settings, chosen)
         if not self.store.read_only:
             flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
-            self.store.save_book(key, result.lots, result.disposals, flagged)
+            assert result.washes is not None
+            self.store.save_book(key, result.lots, result.disposals, result.washes, flagged)
         return result
 
     def _settings(self, method: str | None, selections: str | os.PathLike[str] | None = None) -> tuple[Settings, Selections | None]:
@@ -217,6 +219,16 @@ class Book:
     ) -> pl.DataFrame:
         """Disposals (one row per lot slice sold), filtered by year disposed, account, symbol."""
         return select_gains(self.booked(method=method).disposals, year=year, account=account, symbol=symbol)
+
+    def washes(
+        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
+        method: str | None = None,
+    ) -> pl.DataFrame:
+        """Wash-sale matches (``lots.wash.WASH_SCHEMA``): one row per loss slice and replacement,
+        filtered by the year of the loss sale, and by the loss sale's account and symbol."""
+        washes = self.booked(method=method).washes
+        assert washes is not None
+        return select_gains(washes, year=year, account=account, symbol=symbol)
 
     def lots(
         self, *, open_only: bool = False, as_of: dt.date | None = None, account: str | None = None,
@@ -233,7 +245,7 @@ class Book:
         if open_only:
             frame = frame.filter(pl.col("open_quantity") > 0).with_columns(
                 pl.col("open_quantity").alias("quantity"), pl.col("open_basis").alias("cost_basis"),
-                pl.col("open_basis").alias("adjusted_basis"),
+                pl.col("open_adjusted_basis").alias("adjusted_basis"),
             )
         return frame
 

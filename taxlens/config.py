@@ -12,6 +12,13 @@ owner = "sam"                      # household member
 method = "fifo"                    # fifo | lifo | hifo | taxmin | specific; per account: method =,
                                    # per account and tax year: methods = { 2025 = "hifo" }
 
+[wash_sales]
+apply = true                       # false: gains as if the rule did not exist (what-if only)
+crypto = false                     # the rule does not cover digital assets (2026): listed as info
+households = [["sam", "alex"]]     # owners filing jointly: their accounts wash each other
+groups = { sp500 = ["SPY", "IVV", "VOO"] }  # substantially identical (opt-in; default: same symbol)
+tax_advantaged = ["traditional_ira", "roth_ira"]  # purchases here make a washed loss permanent
+
 Accounts found in the data but not listed here are taxable, owned by the default owner, and are
 listed by ``taxlens accounts`` so the user can add them.
 """
@@ -65,6 +72,43 @@ class LotsConfig(BaseModel):
     selections: str | None = None  # lot-selection CSV: sell_trade_id,lot_id,quantity
 
 
+class WashConfig(BaseModel):
+    """[wash_sales]: how the wash-sale rule (tax-rules.md §3) is applied across the household."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    apply: bool = True  # false: report gains as if §1091 did not exist (a what-if, not a filing)
+    crypto: bool = False  # apply to digital assets too; the law (2026) does not, so by default
+    #                       crypto washes are only listed as information
+    households: list[list[str]] = Field(default_factory=list)  # owners filing jointly: [["sam", "alex"]]
+    groups: dict[str, list[str]] = Field(default_factory=dict)  # substantially identical: {sp500 = ["SPY", "IVV"]}
+    tax_advantaged: list[AccountType] = Field(
+        default_factory=lambda: [AccountType.TRADITIONAL_IRA, AccountType.ROTH_IRA]
+    )  # a purchase here washes a loss for good (Rev. Rul. 2008-5); other non-taxable types are outside
+
+    @field_validator("households")
+    @classmethod
+    def _one_household_each(cls, value: list[list[str]]) -> list[list[str]]:
+        seen: set[str] = set()
+        for members in value:
+            for owner in members:
+                if owner in seen:
+                    raise ValueError(f"owner {owner!r} is in two households")
+                seen.add(owner)
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_each(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for name, symbols in value.items():
+            for symbol in symbols:
+                if symbol in seen:
+                    raise ValueError(f"symbol {symbol!r} is in groups {seen[symbol]!r} and {name!r}")
+                seen[symbol] = name
+        return value
+
+
 class Config(BaseModel):
     """The whole of taxlens.toml; every field has a default so no file is needed."""
 
@@ -73,6 +117,7 @@ class Config(BaseModel):
     timezone: str = DEFAULT_TIMEZONE
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
     lots: LotsConfig = Field(default_factory=LotsConfig)
+    wash_sales: WashConfig = Field(default_factory=WashConfig)
     path: str | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")

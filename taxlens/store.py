@@ -316,14 +316,18 @@ class Store:
         rows = self.con.execute("SELECT key FROM book_state").fetchall()
         return rows[0][0] if rows else None
 
-    def save_book(self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, problems: list[tuple[str, RowError]]) -> None:
-        """Replace the stored lots, disposals and problems with a new booking, in one transaction."""
+    def save_book(
+        self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame,
+        problems: list[tuple[str, RowError]],
+    ) -> None:
+        """Replace the stored lots, disposals, washes and problems with a new booking, in one
+        transaction."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            for table in ("book_state", "lots", "disposals", "book_problems"):
+            for table in ("book_state", "lots", "disposals", "washes", "book_problems"):
                 con.execute(f"DELETE FROM {table}")
-            for table, frame in (("lots", lots), ("disposals", disposals)):
+            for table, frame in (("lots", lots), ("disposals", disposals), ("washes", washes)):
                 con.register("incoming", frame)
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
                 con.unregister("incoming")
@@ -341,17 +345,18 @@ class Store:
             con.execute("ROLLBACK")
             raise
 
-    def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[str, RowError]]]:
-        """The stored lots (by seq), disposals (by sale, then slice) and problems."""
+    def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[str, RowError]]]:
+        """The stored lots (by seq), disposals (by sale, then slice), washes and problems."""
         lots = self._frame("SELECT * FROM lots ORDER BY seq, rowid")
         disposals = self._frame("SELECT * FROM disposals ORDER BY seq, rowid")
+        washes = self._frame("SELECT * FROM washes ORDER BY seq, rowid")
         problems = [
             (kind, RowError(path, line, message))
             for kind, path, line, message in self.con.execute(
                 "SELECT kind, path, line, message FROM book_problems ORDER BY rowid"
             ).fetchall()
         ]
-        return lots, disposals, problems
+        return lots, disposals, washes, problems
 
     def _frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars frame (Decimal columns kept exact)."""

@@ -72,6 +72,23 @@ def book():  # type: ignore[no-untyped-def]
         yield b
 
 
+@pytest.fixture
+def book_with():  # type: ignore[no-untyped-def]
+    """In-memory books, each with a taxlens.toml given as a dict (``Config.model_validate``)."""
+    import taxlens
+
+    opened = []
+
+    def make(settings: dict[str, object]):  # type: ignore[no-untyped-def]
+        b = taxlens.open_book(":memory:", taxlens.Config.model_validate(settings))
+        opened.append(b)
+        return b
+
+    yield make
+    for b in opened:
+        b.close()
+
+
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
     """Write a fixture file (dedented text, or raw bytes) and return its path."""
     import textwrap

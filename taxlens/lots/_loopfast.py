@@ -135,6 +135,7 @@ class FastLoop:
         self.d_gain: list[int | None] = []
         self.d_term: list[str | None] = []
         self.d_lot_id: list[str | None] = []
+        self.d_lot_ev: list[int | None] = []  # the lot's opening event (its row's seq)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -341,7 +342,7 @@ class FastLoop:
         start, g_start = 0, 0 if proceeds is None else (proceeds if quantity == 0 else _mul(unit, 0))  # type: ignore[arg-type]
         booked = 0
         d_ev, d_qty, d_acq, d_proc = self.d_ev, self.d_qty, self.d_acq, self.d_proc
-        d_basis, d_gain, d_term, d_lot_id = self.d_basis, self.d_gain, self.d_term, self.d_lot_id
+        d_basis, d_gain, d_term, d_lot_id, d_lot_ev = self.d_basis, self.d_gain, self.d_term, self.d_lot_id, self.d_lot_ev
         term = self._term
         for lot, shares, basis in taken:
             booked += shares
@@ -366,6 +367,7 @@ class FastLoop:
             d_gain.append(None if basis is None or amount is None else amount - basis)
             d_term.append(term(lot.acquired, disposed))
             d_lot_id.append(lot.lot_id)
+            d_lot_ev.append(self.l_ev[lot.row])
         if booked < quantity and method != "specific":
             short = quantity - booked
             amount = None if proceeds is None else proceeds - g_start
@@ -377,6 +379,7 @@ class FastLoop:
             d_gain.append(None)
             d_term.append(None)
             d_lot_id.append(None)
+            d_lot_ev.append(None)
             self._problem(i, f"sale of {plain(_dec(quantity))} {self.symbols[i]} in {self.accounts[i]} exceeds the {plain(_dec(booked))} held; "
                              f"{plain(_dec(short))} booked with unknown basis (add opening lots: README, \"Partial histories\")")
 
@@ -475,6 +478,8 @@ class FastLoop:
             "gain": self._decimals(self.d_gain), "term": pl.Series(self.d_term, dtype=pl.String),
             "method": src["method"], "sell_trade_id": src["trade_id"],
             "lot_id": pl.Series(self.d_lot_id, dtype=pl.String),
-            "currency": src["currency"], "seq": src["seq"], "source": src["source"],
+            "currency": src["currency"], "seq": src["seq"],
+            "lot_seq": evs["seq"].gather(pl.Series(self.d_lot_ev, dtype=pl.UInt32)),
+            "source": src["source"],
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(DISPOSAL_SCHEMA)  # type: ignore[arg-type]

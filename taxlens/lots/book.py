@@ -16,17 +16,18 @@ from pathlib import Path
 
 import polars as pl
 
-from taxlens.config import Config
+from taxlens.config import DEFAULT_OWNER, Config
 from taxlens.errors import ConfigError, RowError
 from taxlens.lots.engine import Booked, Selections, book_loop
 from taxlens.lots.events import Settings, events_from_trades
 from taxlens.lots.fifo import book_fifo, fast_positions
 from taxlens.lots.frames import DISPOSAL_SCHEMA, LOT_SCHEMA
+from taxlens.lots.wash import ADVANTAGED, OUTSIDE, TAXABLE, WashSettings, apply_wash_sales
 from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 4
+BOOK_REVISION = 5
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:
@@ -37,6 +38,7 @@ def settings_from_config(config: Config, method: str | None = None) -> Settings:
             rules.append((name, None, account.method.value))
         rules.extend((name, year, m.value) for year, m in sorted(account.methods.items()))
     return Settings(
+        wash=wash_settings(config),
         default_method=config.lots.method.value,
         account_methods=tuple(rules),
         crypto_universal=config.lots.crypto_scope == "universal",
@@ -45,10 +47,31 @@ def settings_from_config(config: Config, method: str | None = None) -> Settings:
     )
 
 
+def wash_settings(config: Config) -> WashSettings:
+    """The wash-sale scope from taxlens.toml: each configured account's household and role
+    (taxable; tax-advantaged, whose purchases wash losses for good; or outside the rule)."""
+    wash = config.wash_sales
+    household_of = {owner: "+".join(members) for members in wash.households for owner in members}
+    advantaged = set(wash.tax_advantaged)
+    accounts = tuple(
+        (
+            name,
+            household_of.get(account.owner, account.owner),
+            TAXABLE if account.type == "taxable" else ADVANTAGED if account.type in advantaged else OUTSIDE,
+        )
+        for name, account in sorted(config.accounts.items())
+    )
+    return WashSettings(
+        apply=wash.apply, crypto=wash.crypto, accounts=accounts,
+        default_household=household_of.get(DEFAULT_OWNER, DEFAULT_OWNER),
+        groups=tuple(sorted((symbol, name) for name, symbols in wash.groups.items() for symbol in symbols)),
+    )
+
+
 def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None = None) -> Booked:
-    """Book ``trades`` (the ``trade_list`` view's columns). Returns every lot, every disposal
-    slice, the problems (booked but flagged) and the errors (specific-ID selections that could
-    not be honoured)."""
+    """Book ``trades`` (the ``trade_list`` view's columns), then apply the wash-sale rule.
+    Returns every lot, every disposal slice (WASHED_* schemas), the wash matches, the problems
+    (booked but flagged) and the errors (specific-ID selections that could not be honoured)."""
     events, problems = events_from_trades(trades, settings)
     fast = fast_positions(events)
     quick = book_fifo(events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
@@ -57,7 +80,9 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     lots = pl.concat([b.lots for b in parts]).sort("seq") if parts else pl.DataFrame(schema=LOT_SCHEMA)
     disposals = pl.concat([b.disposals for b in parts]) if parts else pl.DataFrame(schema=DISPOSAL_SCHEMA)
     disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
-    return Booked(lots, disposals, problems + slow.problems, slow.errors)
+    crypto = frozenset(trades.filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
+    washed = apply_wash_sales(lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule)
+    return Booked(washed.lots, washed.disposals, problems + slow.problems + washed.problems, slow.errors, washed.washes)
 
 
 def load_selections(path: str | os.PathLike[str]) -> Selections:

@@ -165,6 +165,7 @@ class Booked:
     disposals: pl.DataFrame
     problems: list[RowError]  # shortfalls and transfers without basis: booked, but flagged
     errors: list[RowError]  # specific-ID selections that can't be honoured: results unreliable
+    washes: pl.DataFrame | None = None  # wash-sale matches (lots.wash.WASH_SCHEMA), once the pass ran
 
 
 class _Loop:
@@ -293,7 +294,8 @@ class _Loop:
             "gain": None if basis is None or proceeds is None else proceeds - basis,
             "term": None if acquired is None else term(acquired, ev["date"], month_end_rule=self.month_end_rule),  # type: ignore[arg-type]
             "method": ev["method"], "sell_trade_id": ev["trade_id"], "lot_id": lot.lot_id if lot else None,
-            "currency": ev["currency"], "seq": ev["seq"], "source": ev["source"],
+            "currency": ev["currency"], "seq": ev["seq"], "lot_seq": lot.row["seq"] if lot else None,
+            "source": ev["source"],
         })
 
     def split(self, ev: dict[str, object], pos: _Position) -> None:

@@ -21,7 +21,7 @@ invents a shortfall.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import polars as pl
@@ -37,6 +37,7 @@ from taxlens.lots.frames import (
     TRANSFER_IN,
     TRANSFER_OUT,
 )
+from taxlens.lots.wash import WashSettings
 from taxlens.money import plain
 
 TRANSFER_WINDOW = dt.timedelta(days=7)
@@ -59,6 +60,7 @@ class Settings:
     crypto_universal: bool = False  # pool crypto lots across accounts (allowed before 2025 only)
     month_end_rule: bool = True
     override: str | None = None  # --method
+    wash: WashSettings = field(default_factory=WashSettings)  # the wash-sale pass after booking
 
     def method_expr(self) -> pl.Expr:
         """The method for each sale: --method, else account+year, else account, else default."""

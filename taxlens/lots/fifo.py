@@ -133,10 +133,10 @@ def book_fifo(events: pl.DataFrame, *, month_end_rule: bool = True) -> Booked:
     slices = (
         pl.concat([closing_sales, closing_lots.select(closing_sales.columns)])
         .select(
-            "_row", "_lot_row", "_lot_seq", "acquired", "disposed", "seq", (end - start).alias("quantity"),
+            "_row", "_lot_row", pl.col("_lot_seq").alias("lot_seq"), "acquired", "disposed", "seq", (end - start).alias("quantity"),
             proceeds.alias("proceeds"), basis.alias("cost_basis"),
         )
-        .sort("_lot_seq").sort("seq", maintain_order=True)  # (sale, FIFO): what the loop writes
+        .sort("lot_seq").sort("seq", maintain_order=True)  # (sale, FIFO): what the loop writes
     )
     sale = events.select("scope", "account", "symbol", "method", pl.col("trade_id").alias("sell_trade_id"), "currency", "source")
     lot_id = events.select(pl.col("trade_id").alias("lot_id"))

@@ -75,6 +75,7 @@ DISPOSAL_SCHEMA: dict[str, pl.DataType] = {
     "lot_id": pl.String(),
     "currency": pl.String(),
     "seq": pl.Int64(),  # the sale's event
+    "lot_seq": pl.Int64(),  # the lot's ``seq`` in the lots frame (null for a shortfall slice)
     "source": pl.String(),  # the sale's path:line
 }
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from click.testing import CliRunner
 
 import taxlens
 import taxlens.api
-from taxlens import Config
 from taxlens.api import Book
 from taxlens.cli import cli
 from taxlens.money import plain
@@ -74,21 +72,6 @@ def total(column: pl.Series) -> Decimal:
 
 def messages(problems: list[taxlens.errors.RowError]) -> list[str]:
     return [str(p) for p in problems]
-
-
-@pytest.fixture
-def book_with() -> Iterator[Callable[[dict[str, object]], Book]]:
-    """An in-memory book with a taxlens.toml given as a dict (``Config.model_validate``)."""
-    opened: list[Book] = []
-
-    def make(settings: dict[str, object]) -> Book:
-        b = taxlens.open_book(":memory:", Config.model_validate(settings))
-        opened.append(b)
-        return b
-
-    yield make
-    for b in opened:
-        b.close()
 
 
 # -- one history, every method --------------------------------------------------------------------

@@ -1,0 +1,340 @@
+"""Wash sales, worksheet by worksheet (tax-rules.md §3.10 and our own hand-computed cases).
+
+Trades go in as generic CSV rows, the household in as a taxlens.toml dict; out come the
+disposal slices (Form 8949: code W, column g the disallowed loss, h the gain net of it), the
+wash matches and the lots with adjusted basis and acquisition date. Every expected number has
+its arithmetic next to it. Times are given where the order inside a day matters (WS-10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from taxlens.api import Book
+from tests.lots.test_methods import load, rows, table
+
+SOLD = "account,quantity,acquired,adjusted_acquired,disposed,proceeds,cost_basis,adjustment_code,adjustment,gain,term,lot_id"
+WASHES = "account,sell_trade_id,lot_id,quantity,disallowed,replacement_account,replacement_lot_id,tacked_days,status,broker_reported"
+LOTS = "account,lot_id,acquired,adjusted_acquired,quantity,cost_basis,adjusted_basis,open_quantity,open_adjusted_basis"
+
+Make = Callable[[dict[str, object]], Book]
+
+
+def test_ws1_basic_wash_defers_the_loss_into_the_replacement(book: Book, tmp_path: Path) -> None:
+    """WS-1 (Pub 550 Example 1): bought 100 for 1,000, sold for 750, bought 100 for 800 four
+    days later. The 250 loss is disallowed (W 250, gain 0) and the new lot's basis is 1,050; its
+    holding period starts 61 days earlier (2014-07-05 − (2014-07-01 − 2014-05-01))."""
+    load(book, tmp_path, """\
+        2014-05-01,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2014-07-01,Alpaca,X,sell,100,7.50,0,USD,equity,S1,
+        2014-07-05,Alpaca,X,buy,100,8.00,0,USD,equity,B2,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 2014-05-01, 2014-05-01, 2014-07-01, 750, 1000, W, 250, 0, short, B1
+    """)
+    assert table(book.washes(), WASHES) == rows("Alpaca, S1, B1, 100, 250, Alpaca, B2, 61, deferred, True")
+    assert table(book.lots(open_only=True), LOTS) == rows("Alpaca, B2, 2014-07-05, 2014-05-05, 100, 800, 1050, 100, 1050")
+
+
+def test_ws2_fewer_shares_bought_than_sold_washes_part_of_the_loss(book: Book, tmp_path: Path) -> None:
+    """WS-2 (Reg. §1.1091-1(h) Ex. 2, Pub 550 amounts): 100 sold at a 1,000 loss (10 a share);
+    only 75 bought in the window, so 750 is disallowed and 250 allowed. The 50-share lot takes
+    500 (2,750 → 3,250), the 25-share lot 250 (1,125 → 1,375); both tack 104 days."""
+    load(book, tmp_path, """\
+        1954-09-21,Alpaca,M,buy,100,50.00,0,USD,equity,B1,
+        1954-12-21,Alpaca,M,buy,50,55.00,0,USD,equity,B2,
+        1954-12-27,Alpaca,M,buy,25,45.00,0,USD,equity,B3,
+        1955-01-03,Alpaca,M,sell,100,40.00,0,USD,equity,S1,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 1954-09-21, 1954-09-21, 1955-01-03, 4000, 5000, W, 750, -250, short, B1
+    """)
+    assert table(book.washes(), WASHES) == rows("""
+        Alpaca, S1, B1, 50, 500, Alpaca, B2, 104, deferred, True
+        Alpaca, S1, B1, 25, 250, Alpaca, B3, 104, deferred, True
+    """)
+    # 1954-12-21 − 104 days = 1954-09-08; 1954-12-27 − 104 days = 1954-09-14.
+    assert table(book.lots(open_only=True), LOTS) == rows("""
+        Alpaca, B2, 1954-12-21, 1954-09-08, 50, 2750, 3250, 50, 3250
+        Alpaca, B3, 1954-12-27, 1954-09-14, 25, 1125, 1375, 25, 1375
+    """)
+
+
+def test_ws3_more_shares_bought_than_sold_the_earliest_replace_and_turn_long_term(book: Book, tmp_path: Path) -> None:
+    """WS-3 (Reg. Ex. 3 / Pub 550 Ex. 2): the 1,000 loss on 100 shares goes to the first 100
+    bought after it (2/15 and 2/16, +500 each: 2,000 → 2,500); 2/17 and 2/18 keep 2,000. The
+    replacements carry the sold lot's 504 days, so the 2/15 lot sold on 3/1/1956 is long-term:
+    2,600 − 2,500 = 100 long-term gain."""
+    load(book, tmp_path, """\
+        1954-09-15,Alpaca,M,buy,100,50.00,0,USD,equity,B1,
+        1956-02-01,Alpaca,M,sell,100,40.00,0,USD,equity,S1,
+        1956-02-15,Alpaca,M,buy,50,40.00,0,USD,equity,B2,
+        1956-02-16,Alpaca,M,buy,50,40.00,0,USD,equity,B3,
+        1956-02-17,Alpaca,M,buy,50,40.00,0,USD,equity,B4,
+        1956-02-18,Alpaca,M,buy,50,40.00,0,USD,equity,B5,
+        1956-03-01,Alpaca,M,sell,50,52.00,0,USD,equity,S2,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 1954-09-15, 1954-09-15, 1956-02-01, 4000, 5000, W, 1000,   0, long, B1
+        Alpaca,  50, 1956-02-15, 1954-09-29, 1956-03-01, 2600, 2500,  ,     0, 100, long, B2
+    """)
+    # 504 days = 1954-09-15 → 1956-02-01, so 1956-02-15 − 504 days = 1954-09-29 (14 days later).
+    assert table(book.lots(open_only=True), LOTS) == rows("""
+        Alpaca, B3, 1956-02-16, 1954-09-30, 50, 2000, 2500, 50, 2500
+        Alpaca, B4, 1956-02-17, 1956-02-17, 50, 2000, 2000, 50, 2000
+        Alpaca, B5, 1956-02-18, 1956-02-18, 50, 2000, 2000, 50, 2000
+    """)
+
+
+def test_ws4_a_loss_block_is_washed_and_the_same_days_gains_stay_whole(book: Book, tmp_path: Path) -> None:
+    """WS-4 (Pub 550 "Loss and gain on same day"): blocks at 158, 100 and 95 a share, all 300
+    sold at 125. Block 1 loses 3,300, washed by 100 of the 250 bought 1/9; blocks 2 and 3 gain
+    2,500 and 3,000, not reduced. The 250 are cut: 100 at 10,000 + 3,300 = 13,300 and 150 at
+    15,000."""
+    load(book, tmp_path, """\
+        2013-01-10,Alpaca,X,buy,100,158.00,0,USD,equity,B1,
+        2013-03-01,Alpaca,X,buy,100,100.00,0,USD,equity,B2,
+        2013-05-01,Alpaca,X,buy,100,95.00,0,USD,equity,B3,
+        2013-12-27,Alpaca,X,sell,300,125.00,0,USD,equity,S1,
+        2014-01-09,Alpaca,X,buy,250,100.00,0,USD,equity,B4,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 2013-01-10, 2013-01-10, 2013-12-27, 12500, 15800, W, 3300,    0, short, B1
+        Alpaca, 100, 2013-03-01, 2013-03-01, 2013-12-27, 12500, 10000,  ,    0, 2500, short, B2
+        Alpaca, 100, 2013-05-01, 2013-05-01, 2013-12-27, 12500,  9500,  ,    0, 3000, short, B3
+    """)
+    # Tacked: 2013-12-27 − 2013-01-10 = 351 days; 2014-01-09 − 351 days = 2013-01-23.
+    assert table(book.lots(open_only=True), LOTS) == rows("""
+        Alpaca, B4, 2014-01-09, 2013-01-23, 100, 10000, 13300, 100, 13300
+        Alpaca, B4, 2014-01-09, 2014-01-09, 150, 15000, 15000, 150, 15000
+    """)
+
+
+def test_ws5_an_ira_purchase_disallows_the_loss_for_good(book_with: Make, tmp_path: Path) -> None:
+    """WS-5 (Rev. Rul. 2008-5): basis 1,000 sold for 600 on 12/20/2007, the IRA buys 100 the
+    next day. The 400 loss is disallowed (W 400) and no basis moves: the IRA lot keeps 610."""
+    book = book_with({"accounts": {"IRA": {"type": "traditional_ira"}}})
+    load(book, tmp_path, """\
+        2007-03-01,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2007-12-20,Alpaca,X,sell,100,6.00,0,USD,equity,S1,
+        2007-12-21,IRA,X,buy,100,6.10,0,USD,equity,B2,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 2007-03-01, 2007-03-01, 2007-12-20, 600, 1000, W, 400, 0, short, B1
+    """)
+    assert table(book.washes(), WASHES) == rows("Alpaca, S1, B1, 100, 400, IRA, B2, 294, permanent, False")
+    assert table(book.lots(open_only=True), LOTS) == rows("IRA, B2, 2007-12-21, 2007-12-21, 100, 610, 610, 100, 610")
+
+
+@pytest.mark.parametrize(
+    ("bought", "washed"),
+    [("2012-05-01", False), ("2012-05-02", True), ("2012-06-01", True), ("2012-07-01", True), ("2012-07-02", False)],
+)
+def test_ws9_the_window_is_30_days_either_side_inclusive(book: Book, tmp_path: Path, bought: str, washed: bool) -> None:
+    """WS-9: a loss sale on 6/1/2012 is washed by purchases from 5/2 (−30) to 7/1 (+30)
+    inclusive, the sale day among them; 5/1 (−31) and 7/2 (+31) are outside."""
+    load(book, tmp_path, f"""\
+        2012-01-03,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2012-06-01,Alpaca,X,sell,100,9.00,0,USD,equity,S1,
+        {bought},Alpaca,X,buy,100,9.50,0,USD,equity,B2,
+    """)
+    assert table(book.gains(), "adjustment_code,adjustment,gain") == rows("W, 100, 0" if washed else ", 0, -100")
+    assert book.washes().height == (1 if washed else 0)
+
+
+def test_ws10_same_day_round_trips_the_second_buy_absorbs_the_first_loss(book: Book, tmp_path: Path) -> None:
+    """WS-10 (Fairmark): on one day buy 100 for 1,000, sell for 900, buy 100 for 800, sell for
+    900. The first loss (100) is washed into the second lot: 800 + 100 = 900, so its sale gains
+    0. Net: 0, as if no loss was taken."""
+    load(book, tmp_path, """\
+        2014-05-01T10:00:00-04:00,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2014-05-01T11:00:00-04:00,Alpaca,X,sell,100,9.00,0,USD,equity,S1,
+        2014-05-01T12:00:00-04:00,Alpaca,X,buy,100,8.00,0,USD,equity,B2,
+        2014-05-01T13:00:00-04:00,Alpaca,X,sell,100,9.00,0,USD,equity,S2,
+    """)
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 2014-05-01, 2014-05-01, 2014-05-01, 900, 1000, W, 100, 0, short, B1
+        Alpaca, 100, 2014-05-01, 2014-05-01, 2014-05-01, 900,  900,  ,   0, 0, short, B2
+    """)
+
+
+def test_ws12_the_rest_of_the_same_lot_is_not_a_replacement(book: Book, tmp_path: Path) -> None:
+    """WS-12 (Fairmark "Selling Half"): buy 200 for 10,000, sell 100 for 4,000 eleven days later,
+    nothing else bought: no wash sale, the 1,000 loss stands."""
+    load(book, tmp_path, """\
+        2014-06-01,Alpaca,X,buy,200,50.00,0,USD,equity,B1,
+        2014-06-12,Alpaca,X,sell,100,40.00,0,USD,equity,S1,
+    """)
+    assert table(book.gains(), "adjustment_code,adjustment,gain") == rows(", 0, -1000")
+    assert book.washes().height == 0
+
+
+def test_ws13_a_reinvested_dividend_fraction_washes_its_share(book: Book, tmp_path: Path) -> None:
+    """WS-13 (rebalancer case): 100 shares sold at a 1,000 loss (10 a share); a dividend
+    reinvests 0.5 share 10 days later: 0.5 × 10 = 5 disallowed, 995 allowed, the 0.5-share lot
+    takes the 5 (0.5 × 42 = 21 → 26)."""
+    load(book, tmp_path, """\
+        2025-01-02,Alpaca,VTI,buy,100,50.00,0,USD,etf,B1,
+        2025-03-03,Alpaca,VTI,sell,100,40.00,0,USD,etf,S1,
+        2025-03-13,Alpaca,VTI,reinvest,0.5,42.00,0,USD,etf,R1,
+    """)
+    assert table(book.gains(), "quantity,proceeds,cost_basis,adjustment_code,adjustment,gain") == rows("100, 4000, 5000, W, 5, -995")
+    assert table(book.lots(open_only=True), LOTS) == rows("Alpaca, R1, 2025-03-13, 2025-01-12, 0.5, 21, 26, 0.5, 26")
+
+
+def test_ws14_crypto_losses_stand_and_the_would_be_wash_is_listed(book_with: Make, tmp_path: Path) -> None:
+    """WS-14: selling 1 BTC at a 5,000 loss and rebuying the next day is not a wash sale under
+    current law (§3.9): the loss is allowed, and the match is listed as information. With
+    ``crypto = true`` the same trades are washed."""
+    trades = """\
+        2025-02-03,Coinbase,BTC,buy,1,100000.00,0,USD,crypto,B1,
+        2025-06-02,Coinbase,BTC,sell,1,95000.00,0,USD,crypto,S1,
+        2025-06-03,Coinbase,BTC,buy,1,96000.00,0,USD,crypto,B2,
+    """
+    book = book_with({})
+    load(book, tmp_path, trades)
+    assert table(book.gains(), "adjustment_code,adjustment,gain") == rows(", 0, -5000")
+    assert table(book.washes(), WASHES) == rows("Coinbase, S1, B1, 1, 5000, Coinbase, B2, 119, info, False")
+    assert table(book.lots(open_only=True), LOTS) == rows("Coinbase, B2, 2025-06-03, 2025-06-03, 1, 96000, 96000, 1, 96000")
+
+    applied = book_with({"wash_sales": {"crypto": True}})
+    load(applied, tmp_path, trades, name="again.csv")
+    assert table(applied.gains(), "adjustment_code,adjustment,gain") == rows("W, 5000, 0")
+    assert table(applied.lots(open_only=True), "adjusted_basis") == rows("101000")
+
+
+# -- our own cases -----------------------------------------------------------------------------------
+
+
+def test_a_chain_washed_replacement_sold_at_a_loss_washes_again(book: Book, tmp_path: Path) -> None:
+    """Chain (§3.5): B1 100 at 10 sold at 8 (loss 200) → B2 (100 at 9) becomes 1,100. B2 sold at
+    9.50 (950 − 1,100 = −150: the carried 200 makes it a loss) → B3 (100 at 9.20, 920) takes 150
+    → 1,070, and carries B2's tacked holding period. B3 sold at 11: 1,100 − 1,070 = 30. Total:
+    −200 − 150 + … netted: (800 + 950 + 1,100) − (1,000 + 900 + 920) = 30, all on the last sale."""
+    load(book, tmp_path, """\
+        2025-01-02,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2025-03-03,Alpaca,X,sell,100,8.00,0,USD,equity,S1,
+        2025-03-10,Alpaca,X,buy,100,9.00,0,USD,equity,B2,
+        2025-04-01,Alpaca,X,sell,100,9.50,0,USD,equity,S2,
+        2025-04-15,Alpaca,X,buy,100,9.20,0,USD,equity,B3,
+        2025-09-02,Alpaca,X,sell,100,11.00,0,USD,equity,S3,
+    """)
+    # B2: held by B1 2025-01-02 → 03-03 = 60 days: adjusted 2025-03-10 − 60 = 2025-01-09.
+    # B3: B2's shares were held from 2025-01-09 to 04-01 = 82 days: 2025-04-15 − 82 = 2025-01-23.
+    assert table(book.gains(), SOLD) == rows("""
+        Alpaca, 100, 2025-01-02, 2025-01-02, 2025-03-03,  800, 1000, W, 200,  0, short, B1
+        Alpaca, 100, 2025-03-10, 2025-01-09, 2025-04-01,  950, 1100, W, 150,  0, short, B2
+        Alpaca, 100, 2025-04-15, 2025-01-23, 2025-09-02, 1100, 1070,  ,   0, 30, short, B3
+    """)
+    assert table(book.washes(), "sell_trade_id,replacement_lot_id,disallowed,tacked_days") == rows("""
+        S1, B2, 200, 60
+        S2, B3, 150, 82
+    """)
+
+
+def test_a_cross_account_wash_is_one_the_broker_would_not_report(book: Book, tmp_path: Path) -> None:
+    """Sold at a loss in one taxable account, bought back in another: a wash sale all the same
+    (the taxpayer's rule, not the broker's), and flagged as missing from the 1099-B."""
+    load(book, tmp_path, """\
+        2025-01-02,Alpaca,QQQ,buy,10,500.00,0,USD,etf,B1,
+        2025-05-01,Alpaca,QQQ,sell,10,450.00,0,USD,etf,S1,
+        2025-05-05,Schwab,QQQ,buy,4,455.00,0,USD,etf,B2,
+    """)
+    # Loss 500 on 10 shares = 50 a share; 4 replaced → 200 disallowed, 300 allowed.
+    assert table(book.gains(), "account,adjustment_code,adjustment,gain") == rows("Alpaca, W, 200, -300")
+    assert table(book.washes(), WASHES) == rows("Alpaca, S1, B1, 4, 200, Schwab, B2, 119, deferred, False")
+    assert table(book.lots(open_only=True), LOTS) == rows("Schwab, B2, 2025-05-05, 2025-01-06, 4, 1820, 2020, 4, 2020")
+
+
+def test_spouses_wash_each_other_only_in_one_household(book_with: Make, tmp_path: Path) -> None:
+    """Pub 550: a spouse's purchase washes the loss, when the config puts both in one household."""
+    trades = """\
+        2025-01-02,Sam,X,buy,10,100.00,0,USD,equity,B1,
+        2025-05-01,Sam,X,sell,10,90.00,0,USD,equity,S1,
+        2025-05-02,Alex,X,buy,10,91.00,0,USD,equity,B2,
+    """
+    accounts = {"Sam": {"owner": "sam"}, "Alex": {"owner": "alex"}}
+    apart = book_with({"accounts": accounts})
+    load(apart, tmp_path, trades)
+    assert table(apart.gains(), "adjustment,gain") == rows("0, -100")
+    together = book_with({"accounts": accounts, "wash_sales": {"households": [["sam", "alex"]]}})
+    load(together, tmp_path, trades, name="again.csv")
+    assert table(together.gains(), "adjustment,gain") == rows("100, 0")
+    assert table(together.washes(), "replacement_account,status,broker_reported") == rows("Alex, deferred, False")
+
+
+def test_substantially_identical_groups_are_opt_in(book_with: Make, tmp_path: Path) -> None:
+    """SPY sold at a loss, IVV bought: not a wash by default (different symbols), a wash when
+    the user groups them."""
+    trades = """\
+        2025-01-02,Alpaca,SPY,buy,10,600.00,0,USD,etf,B1,
+        2025-04-07,Alpaca,SPY,sell,10,500.00,0,USD,etf,S1,
+        2025-04-08,Alpaca,IVV,buy,10,505.00,0,USD,etf,B2,
+    """
+    plain_book = book_with({})
+    load(plain_book, tmp_path, trades)
+    assert plain_book.washes().height == 0
+    grouped = book_with({"wash_sales": {"groups": {"sp500": ["SPY", "IVV", "VOO"]}}})
+    load(grouped, tmp_path, trades, name="again.csv")
+    assert table(grouped.gains(), "adjustment,gain") == rows("1000, 0")
+    assert table(grouped.washes(), "symbol,replacement_symbol,disallowed,broker_reported") == rows("SPY, IVV, 1000, False")
+
+
+def test_a_replacement_in_the_next_year_defers_the_loss_across_years(book: Book, tmp_path: Path) -> None:
+    """§3.2: a 29 Dec 2025 loss is washed by a purchase up to 28 Jan 2026: disallowed on the
+    2025 return, the basis moves to the 2026 lot."""
+    load(book, tmp_path, """\
+        2025-06-02,Alpaca,X,buy,10,100.00,0,USD,equity,B1,
+        2025-12-29,Alpaca,X,sell,10,80.00,0,USD,equity,S1,
+        2026-01-28,Alpaca,X,buy,10,85.00,0,USD,equity,B2,
+    """)
+    assert table(book.gains(year=2025), "adjustment_code,adjustment,gain") == rows("W, 200, 0")
+    assert table(book.lots(open_only=True), "lot_id,adjusted_basis") == rows("B2, 1050")
+
+
+def test_a_purchase_before_the_loss_still_held_replaces_it(book: Book, tmp_path: Path) -> None:
+    """The window looks back 30 days too: B2, bought a week before the loss sale and still held,
+    is the replacement; its own later sale is a gain, never washed."""
+    load(book, tmp_path, """\
+        2025-01-02,Alpaca,X,buy,10,100.00,0,USD,equity,B1,
+        2025-03-03,Alpaca,X,buy,10,90.00,0,USD,equity,B2,
+        2025-03-10,Alpaca,X,sell,10,95.00,0,USD,equity,S1,
+        2025-03-11,Alpaca,X,sell,10,95.00,0,USD,equity,S2,
+    """)
+    # FIFO: S1 sells B1 at a loss (950 − 1,000 = −50); S2 sells B2 at a gain (950 − 900 = 50).
+    # B2 was bought within 30 days of S1 and still held then, so it replaces: S1 is washed and
+    # S2's basis becomes 950. Net 0 either way; the point is the gain was not washed.
+    assert table(book.gains(), "lot_id,adjustment_code,adjustment,cost_basis,gain") == rows("""
+        B1, W, 50, 1000, 0
+        B2,  ,  0,  950, 0
+    """)
+
+
+def test_a_loss_with_every_window_purchase_already_sold_stands(book: Book, tmp_path: Path) -> None:
+    """B2 is bought in S2's window but sold (S1) before it: not a replacement (tax-rules §3.3,
+    the default reading, so no loss is pushed back onto an earlier sale)."""
+    load(book, tmp_path, """\
+        2025-01-02,Alpaca,X,buy,10,100.00,0,USD,equity,B1,
+        2025-03-03,Alpaca,X,buy,10,90.00,0,USD,equity,B2,
+        2025-03-10,Alpaca,X,sell,10,95.00,0,USD,equity,S1,
+        2025-03-11,Alpaca,X,sell,10,95.00,0,USD,equity,S2,
+    """)
+    # LIFO picks B2 for S1 (gain 50) and B1 for S2 (loss 50); B2 is gone by then.
+    assert table(book.gains(method="lifo"), "lot_id,adjustment,gain") == rows("""
+        B2, 0,  50
+        B1, 0, -50
+    """)
+
+
+def test_wash_sales_can_be_switched_off_for_a_what_if(book_with: Make, tmp_path: Path) -> None:
+    book = book_with({"wash_sales": {"apply": False}})
+    load(book, tmp_path, """\
+        2014-05-01,Alpaca,X,buy,100,10.00,0,USD,equity,B1,
+        2014-07-01,Alpaca,X,sell,100,7.50,0,USD,equity,S1,
+        2014-07-05,Alpaca,X,buy,100,8.00,0,USD,equity,B2,
+    """)
+    assert table(book.gains(), "adjustment,gain") == rows("0, -250")
+    assert book.washes().height == 0
