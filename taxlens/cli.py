@@ -23,6 +23,7 @@ from taxlens.errors import TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary
 from taxlens.lots.engine import Booked
+from taxlens.lots.wash import wash_summary
 from taxlens.report import listing
 from taxlens.store import DEFAULT_DB, ENV_DB
 
@@ -338,6 +339,65 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
         frame = book.lots(open_only=open_only, as_of=when, account=account, symbol=symbol, method=method)
     shown = listing.money_columns(frame.select(LOTS_COLUMNS), ["cost_basis", "adjusted_basis"])
     listing.render(shown, fmt, sys.stdout, _console())
+
+
+WASH_COLUMNS = [
+    "disposed", "account", "symbol", "sell_trade_id", "lot_id", "quantity", "disallowed", "status",
+    "replacement_account", "replacement_symbol", "replacement_lot_id", "replacement_acquired", "tacked_days",
+    "broker_reported", "source",
+]
+
+WASH_TABLE_COLUMNS = [
+    "disposed", "account", "symbol", "sell_trade_id", "quantity", "disallowed", "status",
+    "replacement_account", "replacement_lot_id", "replacement_acquired", "broker_reported",
+]
+
+
+@cli.command()
+@click.option("--year", type=int, help="Only loss sales whose tax date falls in this year.")
+@click.option("--account", help="Only loss sales in this account.")
+@click.option("--symbol", help="Only loss sales of this symbol.")
+@METHOD_OPTION
+@FORMAT_OPTION
+@click.pass_context
+def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str | None, method: str | None, fmt: str) -> None:
+    """Wash sales: each loss sale matched to the shares that replaced it, then the totals.
+
+    One row per (loss slice, replacement lot). Status `deferred`: the loss is added to the
+    replacement's basis and comes back when it is sold; `permanent`: the replacement was bought
+    in a tax-advantaged account, so the loss is gone (Rev. Rul. 2008-5); `info`: a crypto
+    match, listed only (the rule does not cover digital assets unless taxlens.toml says
+    [wash_sales] crypto = true). `broker_reported` is no for washes a broker's 1099-B
+    cannot show: across accounts, across a symbol group, or into an IRA.
+    """
+    out, err = _console(), _console(stderr=True)
+    with _book(ctx) as book:
+        result = book.booked(method=method)
+    _print_problems(result, err)
+    washes = result.washes if result.washes is not None else pl.DataFrame()
+    frame = select_gains(washes, year=year, account=account, symbol=symbol)
+    # The terminal gets the columns that fit; CSV and JSON get all of them.
+    columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
+    shown = listing.money_columns(frame.select(columns), ["disallowed"])
+    listing.render(shown, fmt, sys.stdout, out)
+    disposals = select_gains(result.disposals, account=account, symbol=symbol)
+    totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
+    target = out if fmt == "table" else err
+    target.print(listing.wash_summary_line(totals, year), markup=False)
+    if frame.height and fmt == "table":
+        per = (
+            frame.filter(pl.col("status") != "info")
+            .group_by("account")
+            .agg(
+                pl.len().alias("washes"),
+                pl.col("disallowed").sum().alias("disallowed"),
+                pl.col("disallowed").filter(pl.col("status") == "permanent").sum().alias("permanent"),
+                pl.col("disallowed").filter(~pl.col("broker_reported")).sum().alias("not_on_1099"),
+            )
+            .sort("account")
+        )
+        if per.height:
+            out.print(listing.table(listing.money_columns(per, ["disallowed", "permanent", "not_on_1099"]), "Per account"))
 
 
 def main() -> None:

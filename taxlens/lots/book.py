@@ -132,6 +132,7 @@ def summary(disposals: pl.DataFrame) -> dict[str, Decimal | int]:
         "short_losses": total(known.filter((pl.col("term") == "short") & (gain < 0)), gain),
         "long_gains": total(known.filter((pl.col("term") == "long") & (gain > 0)), gain),
         "long_losses": total(known.filter((pl.col("term") == "long") & (gain < 0)), gain),
+        "disallowed": total(known, pl.col("adjustment")),
         "unknown_basis": unknown.height,
         "unknown_basis_proceeds": total(unknown, pl.col("proceeds")),
     }

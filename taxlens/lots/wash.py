@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import polars as pl
@@ -110,15 +111,14 @@ class _Lot:
         self.segs: list[list[int]] = []  # [start, end, adjustment, tacked days], in order
 
 
-def _share(total: int, whole: int, part: int) -> int:
-    """F(part) of ``total`` spread over ``whole``: booking's cumulative half-even split."""
-    if part == whole:
-        return total
-    return mul_units(div_units(total, whole), part)
-
-
 def _part(total: int, whole: int, start: int, end: int) -> int:
-    return _share(total, whole, end) - _share(total, whole, start)
+    """F(end) − F(start) for ``total`` spread over ``whole``, where F(x) = total at x = whole
+    and unit × x otherwise (booking's cumulative half-even split: parts add up exactly)."""
+    if start == 0 and end == whole:
+        return total
+    unit = div_units(total, whole)
+    hi = total if end == whole else mul_units(unit, end)
+    return hi - (mul_units(unit, start) if start else 0)
 
 
 def apply_wash_sales(
@@ -223,6 +223,25 @@ class _Pass:
             ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
         return "long" if disposed > ann else "short"
 
+    def _by_term(self, pieces: list[tuple[int, int, int]], acquired: int, disposed: int) -> list[tuple[int, int, int]]:
+        """The pieces of a slice merged by term: (quantity, deferred loss, tacked days), at most
+        one short and one long. Merged shares keep the fewest tacked days among them (the
+        latest adjusted date: never a longer holding period than every share had), which is
+        what keeps chains from cutting lots ever finer; their amounts stay exact sums."""
+        if len(pieces) == 1:
+            return pieces
+        merged: dict[str, list[int]] = {}
+        for pq, adj, tack in pieces:
+            entry = merged.get(self._term(acquired - tack, disposed))
+            if entry is None:
+                merged[self._term(acquired - tack, disposed)] = [pq, adj, tack]
+            else:
+                entry[0] += pq
+                entry[1] += adj
+                if tack < entry[2]:
+                    entry[2] = tack
+        return [(q, adj, tack) for q, adj, tack in merged.values()]
+
     def load(self, d: pl.DataFrame, lt: pl.DataFrame) -> None:
         self.d = d.sort("_i")
         self.lt = lt
@@ -250,10 +269,19 @@ class _Pass:
         # Disposal slices, in (sale, slice) order.
         n = d.height
         i_, q_, proc_, basis_ = d["_i"].to_list(), units(d, "quantity"), units(d, "proceeds"), units(d, "cost_basis")
-        acq_, disp_ = days(d, "acquired"), days(d, "disposed")
+        acq_, disp_, gain_ = days(d, "acquired"), days(d, "disposed"), units(d, "gain")
         seq_, lseq_, scope_, lid_ = d["seq"].to_list(), d["lot_seq"].to_list(), d["scope"].to_list(), d["lot_id"].to_list()
-        role_, hh_, grp_, sym_ = d["_role"].to_list(), d["_hh"].to_list(), d["_grp"].to_list(), d["symbol"].to_list()
+        hh_, grp_, sym_ = d["_hh"].to_list(), d["_grp"].to_list(), d["symbol"].to_list()
         acc_, tid_, src_ = d["account"].to_list(), d["sell_trade_id"].to_list(), d["source"].to_list()
+        groups = self.groups
+        # A slice can start a wash only if it is a taxable sale of a group with acquisitions.
+        can_wash = (
+            d.select((pl.col("_role") == TAXABLE) & pl.struct("_hh", "_grp").is_in(
+                pl.DataFrame(list(groups), schema={"_hh": pl.String, "_grp": pl.String}, orient="row").to_struct().implode()
+            ))
+            .to_series().to_list()
+        )
+        self.changed: list[int] = []
         k = 0
         while k < n:
             end = k + 1
@@ -270,47 +298,69 @@ class _Pass:
                     taken.sold += q_[j]
             for j in range(k, end):
                 lot, c0 = ranges[j - k]
-                q, proceeds, basis = q_[j], proc_[j], basis_[j]
-                pieces = [(q, 0, 0)] if lot is None or not lot.segs else _cut(lot.segs, c0, c0 + q)
-                cum = 0
-                for pq, adj_in, tack in pieces:
-                    if len(pieces) == 1:
-                        pp, pb = proceeds, basis
-                    else:
-                        pp = None if proceeds is None else _part(proceeds, q, cum, cum + pq)
-                        pb = None if basis is None else _part(basis, q, cum, cum + pq)
-                    cum += pq
-                    b = None if pb is None else pb + adj_in
-                    gain = None if b is None or pp is None else pp - b
-                    adj_acq = None if acq_[j] is None else acq_[j] - tack
-                    disallowed = 0
-                    if gain is not None and gain < 0 and role_[j] == TAXABLE and lot is not None:
-                        applies = self.settings.crypto or sym_[j] not in self.crypto
-                        group = self.groups.get((hh_[j], grp_[j]))
-                        if group is not None:
-                            held = disp_[j] - adj_acq  # type: ignore[operator]
-                            for rep, m, amount in group.match(lot, pq, -gain, disp_[j], applies, held):
-                                if applies:
-                                    disallowed += amount
-                                status = (PERMANENT if rep.role == ADVANTAGED else DEFERRED) if applies else INFO
-                                self.w.append((
-                                    hh_[j], grp_[j], acc_[j], sym_[j], tid_[j], disp_[j], lid_[j], m, amount,
-                                    rep.account, rep.symbol, rep.lot_id, rep.acquired, rep.seq, held, status,
-                                    rep.account == acc_[j] and rep.symbol == sym_[j] and status != INFO,
-                                    seq_[j], src_[j],
-                                ))
-                                if applies and rep.role == TAXABLE:
-                                    self.touched[rep.i] = rep
-                    self.p_i.append(i_[j])
-                    self.p_q.append(pq)
-                    self.p_proc.append(pp)
-                    self.p_basis.append(b)
-                    self.p_adj.append(disallowed)
-                    self.p_gain.append(None if gain is None else gain + disallowed)
-                    self.p_adj_acq.append(adj_acq)
-                    self.p_term.append(None if adj_acq is None else self._term(adj_acq, disp_[j]))
-                    self.p_wash_basis.append(adj_in)
+                q = q_[j]
+                carried = lot is not None and lot.segs and lot.segs[-1][1] > c0 and _carries(lot.segs, c0, c0 + q)
+                if not carried:
+                    g = gain_[j]
+                    if g is None or g >= 0 or lot is None or not can_wash[j]:
+                        continue  # unchanged: no deferred loss in it and no loss to wash
+                    pieces = [(q, 0, 0)]
+                else:
+                    pieces = self._by_term(_cut(lot.segs, c0, c0 + q), acq_[j], disp_[j])  # type: ignore[union-attr]
+                self._slice(j, lot, pieces, q, proc_[j], basis_[j], acq_[j], disp_[j], can_wash[j],
+                            (hh_[j], grp_[j], acc_[j], sym_[j], tid_[j], lid_[j], seq_[j], src_[j]), i_[j])
             k = end
+
+    def _slice(
+        self, j: int, lot: _Lot | None, pieces: list[tuple[int, int, int]], q: int, proceeds: int | None,
+        basis: int | None, acquired: int, disposed: int, can_wash: bool, about: tuple[object, ...], i: int,
+    ) -> None:
+        """Wash what is a loss among ``pieces`` of slice ``j`` and record its output rows."""
+        hh, grp, acc, sym, tid, lid, seq, src = about
+        changed = len(pieces) > 1 or pieces[0][1] != 0
+        rows = []
+        cum = 0
+        for pq, adj_in, tack in pieces:
+            if len(pieces) == 1:
+                pp, pb = proceeds, basis
+            else:
+                pp = None if proceeds is None else _part(proceeds, q, cum, cum + pq)
+                pb = None if basis is None else _part(basis, q, cum, cum + pq)
+            cum += pq
+            b = None if pb is None else pb + adj_in
+            gain = None if b is None or pp is None else pp - b
+            adj_acq = acquired - tack
+            disallowed = 0
+            if gain is not None and gain < 0 and can_wash and lot is not None:
+                applies = self.settings.crypto or sym not in self.crypto
+                held = disposed - adj_acq
+                for rep, m, amount in self.groups[(hh, grp)].match(lot, pq, -gain, disposed, applies, held):  # type: ignore[index]
+                    status = (PERMANENT if rep.role == ADVANTAGED else DEFERRED) if applies else INFO
+                    self.w.append((
+                        hh, grp, acc, sym, tid, disposed, lid, m, amount, rep.account, rep.symbol, rep.lot_id,
+                        rep.acquired, rep.seq, held, status, rep.account == acc and rep.symbol == sym and status != INFO,
+                        seq, src,
+                    ))
+                    if applies:
+                        disallowed += amount
+                        if rep.role == TAXABLE:
+                            self.touched[rep.i] = rep
+            if disallowed:
+                changed = True
+            rows.append((pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq, self._term(adj_acq, disposed), adj_in))
+        if not changed:
+            return
+        self.changed.append(i)
+        for pq, pp, b, disallowed, gain, adj_acq, term, adj_in in rows:
+            self.p_i.append(i)
+            self.p_q.append(pq)
+            self.p_proc.append(pp)
+            self.p_basis.append(b)
+            self.p_adj.append(disallowed)
+            self.p_gain.append(gain)
+            self.p_adj_acq.append(adj_acq)
+            self.p_term.append(term)
+            self.p_wash_basis.append(adj_in)
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -319,7 +369,7 @@ class _Pass:
         from taxlens.lots._loopfast import FastLoop
 
         dec = FastLoop._decimals
-        done = pl.Series(self.d["_i"].to_list(), dtype=pl.UInt32)
+        done = pl.Series(self.changed, dtype=pl.UInt32)
         pieces = base.with_row_index("_i")[pl.Series(self.p_i, dtype=pl.UInt32)].with_columns(
             dec(self.p_q).alias("quantity"), dec(self.p_proc).alias("proceeds"), dec(self.p_basis).alias("cost_basis"),
             dec(self.p_adj).alias("adjustment"), dec(self.p_gain).alias("gain"),
@@ -419,6 +469,14 @@ def _ranges(segs: list[list[int]], q: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def _carries(segs: list[list[int]], c0: int, c1: int) -> bool:
+    """Whether shares [c0, c1) of a lot overlap any adjusted range (segs end after c0)."""
+    k = bisect.bisect_right(segs, [c0, 1 << 200])
+    if k and segs[k - 1][1] > c0:
+        return True
+    return k < len(segs) and segs[k][0] < c1
+
+
 def _cut(segs: list[list[int]], c0: int, c1: int) -> list[tuple[int, int, int]]:
     """Shares [c0, c1) of a lot as pieces (quantity, deferred loss they carry, tacked days)."""
     out: list[tuple[int, int, int]] = []
@@ -494,3 +552,42 @@ class _Group:
                 self.nxt[i] = i + 1
             i = self._find(i + 1)
         return out
+
+
+def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None) -> dict[str, Decimal | int]:
+    """Totals of the wash sales of loss sales in ``year`` (every year when None): disallowed
+    (deferred + permanent), deferred into replacement lots, permanently lost to tax-advantaged
+    purchases, the part the brokers' 1099-B would not show (another account, another symbol of
+    the group, or an IRA purchase), crypto matches listed only as information, and the
+    deferred losses still sitting in open lots at the end of the year (every deferral up to
+    then, less what later sales of the replacement shares released)."""
+    washes_all = washes
+    if year is not None:
+        washes = washes.filter(pl.col("disposed").dt.year() == year)
+    status = pl.col("status")
+
+    def total(expr: pl.Expr, where: pl.Expr) -> Decimal:
+        value = washes.filter(where).select(expr.sum()).item() if washes.height else None
+        return Decimal(value) if value is not None else Decimal(0)
+
+    amount = pl.col("disallowed")
+    applied = status != INFO
+    out: dict[str, Decimal | int] = {
+        "washes": washes.filter(applied).height,
+        "disallowed": total(amount, applied),
+        "deferred": total(amount, status == DEFERRED),
+        "permanent": total(amount, status == PERMANENT),
+        "not_on_1099": total(amount, applied & ~pl.col("broker_reported")),
+        "info": total(amount, status == INFO),
+    }
+    last = dt.date(year, 12, 31) if year is not None else dt.date.max
+    out["still_deferred"] = still_deferred(washes_all, disposals, last)
+    return out
+
+
+def still_deferred(washes: pl.DataFrame, disposals: pl.DataFrame, through: dt.date) -> Decimal:
+    """Losses deferred by wash sales up to ``through`` that are still in the basis of shares
+    open then: deferred so far, less the deferred basis of replacement shares sold so far."""
+    deferred = washes.filter((pl.col("status") == DEFERRED) & (pl.col("disposed") <= through)).select(pl.col("disallowed").sum()).item()
+    released = disposals.filter(pl.col("disposed") <= through).select(pl.col("wash_basis").sum()).item()
+    return Decimal(deferred or 0) - Decimal(released or 0)

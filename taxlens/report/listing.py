@@ -19,7 +19,10 @@ from taxlens.money import cents
 
 FORMATS = ("table", "csv", "json")
 #: Columns right-aligned in tables even when rendered as text (cents keep their two decimals).
-MONEY = {"proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price"}
+MONEY = {
+    "proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price",
+    "disallowed", "permanent", "not_on_1099",
+}
 
 
 def as_text(frame: pl.DataFrame) -> pl.DataFrame:
@@ -121,6 +124,23 @@ def gains_summary(totals: dict[str, Decimal | int]) -> str:
         f"short-term gains {c['short_gains']}, losses {c['short_losses']}; "
         f"long-term gains {c['long_gains']}, losses {c['long_losses']}"
     )
+    if c.get("disallowed"):
+        line += f"; wash-sale losses disallowed {c['disallowed']} (code W, in the gains above)"
     if c["unknown_basis"]:
         line += f"; {c['unknown_basis']} with unknown basis (proceeds {c['unknown_basis_proceeds']}) left out"
+    return line
+
+
+def wash_summary_line(totals: dict[str, Decimal | int], year: int | None) -> str:
+    """The totals of ``taxlens wash`` (money in cents)."""
+    c = {k: cents(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
+    when = f" in {year}" if year is not None else ""
+    line = (
+        f"{c['washes']} wash-sale matches{when}: disallowed {c['disallowed']} "
+        f"(deferred into replacement lots {c['deferred']}, lost to tax-advantaged purchases {c['permanent']}); "
+        f"not on the brokers' 1099-B {c['not_on_1099']}; "
+        f"still deferred in open lots at {'the end of ' + str(year) if year is not None else 'the end'} {c['still_deferred']}"
+    )
+    if c["info"]:
+        line += f"; crypto (rule not applied, information only) {c['info']}"
     return line
