@@ -73,6 +73,22 @@ def book():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the taxlens CLI in tmp_path (so ./taxlens.duckdb and ./taxlens.toml are there)."""
+    from click.testing import CliRunner
+
+    from taxlens.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
 def book_with():  # type: ignore[no-untyped-def]
     """In-memory books, each with a taxlens.toml given as a dict (``Config.model_validate``)."""
     import taxlens

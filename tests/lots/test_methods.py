@@ -17,12 +17,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
 import taxlens
 import taxlens.api
 from taxlens.api import Book
-from taxlens.cli import cli
 from taxlens.money import plain
 from tests.conftest import write
 
@@ -496,18 +494,6 @@ def test_specific_id_errors_point_at_the_sale(book: Book, tmp_path: Path) -> Non
 
 
 # -- the command line ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run taxlens in tmp_path (so ./taxlens.duckdb is a fresh file there)."""
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_cli_gains_and_open_lots_as_csv(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

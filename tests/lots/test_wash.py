@@ -8,13 +8,15 @@ its arithmetic next to it. Times are given where the order inside a day matters 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from taxlens.api import Book
-from tests.lots.test_methods import load, rows, table
+from tests.conftest import write
+from tests.lots.test_methods import HEADER, load, rows, table
 
 SOLD = "account,quantity,acquired,adjusted_acquired,disposed,proceeds,cost_basis,adjustment_code,adjustment,gain,term,lot_id"
 WASHES = "account,sell_trade_id,lot_id,quantity,disallowed,replacement_account,replacement_lot_id,tacked_days,status,broker_reported"
@@ -338,3 +340,35 @@ def test_wash_sales_can_be_switched_off_for_a_what_if(book_with: Make, tmp_path:
     """)
     assert table(book.gains(), "adjustment,gain") == rows("0, -250")
     assert book.washes().height == 0
+
+
+def test_cli_wash_lists_matches_and_totals_and_gains_show_code_w(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`taxlens wash --format csv`: every match at full columns, money in cents; the totals on
+    stderr. `taxlens gains` shows the W row and says how much was disallowed."""
+    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n')
+    write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
+        2025-01-02,Alpaca,QQQ,buy,10,500.00,0,USD,etf,B1,
+        2025-05-01,Alpaca,QQQ,sell,10,450.00,0,USD,etf,S1,
+        2025-05-05,Schwab,QQQ,buy,4,455.00,0,USD,etf,B2,
+        2025-05-06,IRA,QQQ,buy,2,455.00,0,USD,etf,B3,
+        2025-05-07,Alpaca,QQQ,buy,2,455.00,0,USD,etf,B4,
+    """).lstrip("\n"))
+    assert run("ingest", "t.csv").exit_code == 0
+    result = run("wash", "--year", "2025", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    # 50 a share lost on 10 shares: 4 → Schwab (200, deferred), 2 → the IRA (100, lost), 2 →
+    # Alpaca itself (100, the only one a 1099-B shows); 2 shares' loss (100) stands.
+    assert result.stdout.splitlines() == [
+        "disposed,account,symbol,sell_trade_id,lot_id,quantity,disallowed,status,replacement_account,replacement_symbol,"
+        "replacement_lot_id,replacement_acquired,tacked_days,broker_reported,source",
+        "2025-05-01,Alpaca,QQQ,S1,B1,4,200.00,deferred,Schwab,QQQ,B2,2025-05-05,119,no,t.csv:3",
+        "2025-05-01,Alpaca,QQQ,S1,B1,2,100.00,permanent,IRA,QQQ,B3,2025-05-06,119,no,t.csv:3",
+        "2025-05-01,Alpaca,QQQ,S1,B1,2,100.00,deferred,Alpaca,QQQ,B4,2025-05-07,119,yes,t.csv:3",
+    ]
+    assert ("3 wash-sale matches in 2025: disallowed 400.00 (deferred into replacement lots 300.00, lost to tax-advantaged "
+            "purchases 100.00); not on the brokers' 1099-B 300.00; still deferred in open lots at the end of 2025 300.00") in result.stderr
+    gains = run("gains", "--format", "csv")
+    assert gains.stdout.splitlines()[1] == "Alpaca,QQQ,10,2025-01-02,2025-05-01,4500.00,5000.00,W,400.00,-100.00,short,fifo,S1,B1"
+    assert "wash-sale losses disallowed 400.00" in gains.stderr
+    table_view = run("wash")
+    assert "Per account" in table_view.stdout and "permanent" in table_view.stdout
