@@ -6,10 +6,12 @@ Each command parses options, calls one library function and renders the result. 
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 import polars as pl
@@ -24,7 +26,8 @@ from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import wash_summary
-from taxlens.report import listing
+from taxlens.report import forms, listing, render
+from taxlens.report.audit import Audit, audit_years, build_audit
 from taxlens.store import DEFAULT_DB, ENV_DB
 
 FORMAT_OPTION = click.option(
@@ -398,6 +401,115 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
         )
         if per.height:
             out.print(listing.table(listing.money_columns(per, ["disallowed", "permanent", "not_on_1099"]), "Per account"))
+
+
+REPORT_FORMATS = ("terminal", "html", "8949", "txf", "json", "csv")
+
+
+def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
+    """The audit of ``year`` (default: the latest year with trades) over the stored book."""
+    trades = book.trades()
+    if trades.height == 0:
+        raise click.ClickException("no trades in the database yet (run `taxlens ingest` or `taxlens audit FILES`)")
+    years = audit_years(trades)
+    chosen = year if year is not None else years[-1]
+    if chosen not in years:
+        raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
+    booked = book.booked()
+    try:
+        return build_audit(trades, booked, book.config, chosen), booked
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _render(a: Audit, book: Book, fmt: str) -> str:
+    """One report format as text (terminal excluded)."""
+    if fmt == "html":
+        return render.html(a, book.config.tax)
+    crypto = frozenset(book.trades().filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
+    rows = forms.form8949(a.disposals, crypto)
+    if fmt == "8949":
+        buf = io.StringIO()
+        listing.write_csv(rows, buf)
+        return buf.getvalue()
+    if fmt == "txf":
+        text, skipped = forms.txf(rows, program=f"taxlens {__version__}", exported=a.through)
+        if skipped:
+            _console(stderr=True).print(
+                f"{skipped} digital-asset rows (Form 8949 boxes G-L) left out of the TXF: v042 has no code for them; "
+                "enter them from the Form 8949 CSV", markup=False)
+        return text
+    if fmt == "json":
+        return render.to_json(a)
+    return render.to_csv(a)
+
+
+REPORT_FILES = {"html": "report-{y}.html", "8949": "form8949-{y}.csv", "txf": "taxlens-{y}.txf", "json": "audit-{y}.json", "csv": "metrics-{y}.csv"}
+
+
+@cli.command()
+@click.argument("exports", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--year", type=int, help="The tax year to audit [default: the latest year in the data].")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the report files.")
+@click.option("--open", "open_report", is_flag=True, help="Open the HTML report in the browser when done.")
+@click.pass_context
+def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_dir: str, open_report: bool) -> None:
+    """Ingest EXPORTS (if any), book lots and wash sales, and report what the year cost.
+
+    Prints a one-screen summary and writes, to --out: the HTML report (report-YEAR.html, charts
+    and tables, works offline), Form 8949 rows (form8949-YEAR.csv), a TXF file for tax software
+    (taxlens-YEAR.txf), and every metric as JSON and CSV. The tax estimate uses [tax] in
+    taxlens.toml (filing status, other income, state rate).
+    """
+    out, err = _console(), _console(stderr=True)
+    failed = None
+    with _book(ctx, create=True) as book:
+        if exports:
+            with _progress(err, not err.is_terminal) as progress:
+                report = book.ingest(exports, progress=progress)
+            for result in report.files:
+                _print_file_result(result, out, err, quiet=False)
+            if not report.ok:
+                failed = _failure_summary(report)
+        a, booked = _build(book, year)
+        _print_problems(booked, err)
+        render.terminal(a, out, book.config.tax)
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for fmt, pattern in REPORT_FILES.items():
+            path = folder / pattern.format(y=a.year)
+            path.write_text(_render(a, book, fmt), encoding="utf-8")
+            written.append(str(path))
+    out.print("Wrote " + ", ".join(written), markup=False)
+    if open_report:
+        import webbrowser
+
+        webbrowser.open((folder / REPORT_FILES["html"].format(y=a.year)).resolve().as_uri())
+    if failed:
+        raise click.ClickException(failed)
+
+
+@cli.command()
+@click.option("--year", type=int, help="The tax year [default: the latest year in the data].")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="terminal", show_default=True,
+              help="terminal summary, HTML report, Form 8949 CSV, TXF, or every metric as JSON or CSV.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
+@click.pass_context
+def report(ctx: click.Context, year: int | None, fmt: str, output: str | None) -> None:
+    """The audit of one year over the database, in one format (see `taxlens audit`)."""
+    with _book(ctx) as book:
+        a, booked = _build(book, year)
+        _print_problems(booked, _console(stderr=True))
+        if fmt == "terminal":
+            render.terminal(a, _console(), book.config.tax)
+            return
+        text = _render(a, book, fmt)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def main() -> None:

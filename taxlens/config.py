@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,34 @@ class WashConfig(BaseModel):
         return value
 
 
+class TaxConfig(BaseModel):
+    """[tax]: the taxpayer profile the tax estimate needs (tax-rules.md §6)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    year: int | None = None  # default: the year audited
+    filing_status: Literal["single", "mfj", "mfs", "hoh", "qss"] = "single"
+    other_income: Decimal = Decimal(0)  # ordinary income before the deduction: wages, interest, ...
+    qualified_dividends: Decimal = Decimal(0)
+    deduction: Decimal | None = None  # None: the standard deduction for the year and status
+    state_rate: Decimal = Decimal(0)  # flat state rate on taxable income, e.g. 0.05
+    marginal_rate: Decimal | None = None  # a flat rate on net gains instead of the schedules
+    carryover_short: Decimal = Decimal(0)  # capital losses carried into the year, positive
+    carryover_long: Decimal = Decimal(0)
+
+
+class AuditConfig(BaseModel):
+    """[audit]: the thresholds of the safety checks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    concentration_cap: Decimal = Decimal("0.15")  # largest position as a share of the portfolio
+    busy_week: int = 100  # trades in one week that count as a burst
+    typical_month: tuple[int, int] = (40, 60)  # a typical rebalancer's trades per month
+    expected_fees: Decimal | None = None  # what the user expected to pay in the year
+    near_long_term_days: int = 30  # short-term gains sold this close to turning long-term
+
+
 class Config(BaseModel):
     """The whole of taxlens.toml; every field has a default so no file is needed."""
 
@@ -118,6 +147,8 @@ class Config(BaseModel):
     accounts: dict[str, AccountConfig] = Field(default_factory=dict)
     lots: LotsConfig = Field(default_factory=LotsConfig)
     wash_sales: WashConfig = Field(default_factory=WashConfig)
+    tax: TaxConfig = Field(default_factory=TaxConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     path: str | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")

@@ -7,6 +7,7 @@ them as strings so no reader turns them into floats. Output is deterministic for
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TextIO
@@ -53,9 +54,30 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)$"
+
+
+def neutralise(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab or CR
+    first) gets a leading apostrophe; numbers (``-12.50``) and everything else pass."""
+    if isinstance(value, str) and value.startswith(_FORMULA) and not re.match(_NUMBER, value):
+        return "'" + value
+    return value
+
+
+def neutralise_expr(col: pl.Expr) -> pl.Expr:
+    """``neutralise`` over a String column, vectorised."""
+    risky = col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(_NUMBER)
+    return pl.when(risky).then(pl.lit("'") + col).otherwise(col)
+
+
 def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
-    """CSV of ``frame`` in ``as_text``'s forms (vectorised: a million rows take a second)."""
-    out.write(as_text(frame).write_csv(null_value="", line_terminator="\n", quote_style="necessary"))
+    """CSV of ``frame`` in ``as_text``'s forms (vectorised: a million rows take a second); text
+    that a spreadsheet would take for a formula is neutralised (``neutralise``)."""
+    text = as_text(frame)
+    text = text.with_columns(neutralise_expr(pl.col(c)).alias(c) for c in text.columns)
+    out.write(text.write_csv(null_value="", line_terminator="\n", quote_style="necessary"))
 
 
 def write_json(frame: pl.DataFrame, out: TextIO) -> None:

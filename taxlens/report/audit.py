@@ -1,0 +1,377 @@
+"""The audit: what a year of automated trading cost, as numbers every renderer shares.
+
+``build_audit`` reads a booked book (trades, disposals after wash sales, washes) and returns an
+``Audit``: frames and totals, no formatting. Renderers (terminal, HTML, Form 8949, TXF, JSON,
+CSV) only read it. Money stays exact here; renderers round to cents.
+
+Definitions (the README's "The audit" section says the same):
+* a *trade* is a buy, sell, short sale or cover (reinvestments and rewards are counted apart);
+  a *taxable event* is a sale (one per sale, however many lots it took) in a taxable account;
+* *invested* is the cost basis held (before wash adjustments), at each month end; its average
+  over the year is the denominator of turnover and of fees as a share of the portfolio
+  (taxlens has no market prices, so it is a cost-basis proxy, and says so);
+* the *tax caused by the trading* is the federal (+ NIIT + flat state) tax with the year's
+  realized gains in taxable accounts minus the tax without them (tax-rules §6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import polars as pl
+
+from taxlens.config import Config
+from taxlens.lots.book import summary
+from taxlens.lots.engine import Booked
+from taxlens.lots.wash import wash_summary
+from taxlens.tax.federal import Estimate, Profile, estimate
+
+TRADES = ("buy", "sell", "sell_short", "buy_to_cover")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One safety check: what it looked at, whether it passed, and what it found."""
+
+    name: str
+    ok: bool
+    finding: str
+
+
+@dataclass
+class Audit:
+    year: int
+    through: dt.date  # the last trade date in the data for the year
+    accounts: pl.DataFrame  # account, type, owner, trades, taxable_events, fees, proceeds
+    daily: pl.DataFrame  # date, trades, taxable_events
+    weekly: pl.DataFrame  # week (Monday), trades, taxable_events
+    monthly: pl.DataFrame  # month, trades, taxable_events, fees, realized, tax
+    busiest_weeks: pl.DataFrame
+    bursts: pl.DataFrame  # weeks over the busy-week threshold
+    trades: int
+    taxable_events: int
+    reinvestments: int
+    fees: Decimal
+    invested: Decimal  # average cost basis held at month ends
+    proceeds: Decimal  # sales in taxable accounts
+    gains: dict[str, Decimal | int]  # book.summary of taxable accounts' disposals
+    wash: dict[str, Decimal | int]
+    near_long_term: dict[str, Decimal | int]  # short-term gains sold close to turning long
+    holding: pl.DataFrame  # held-for buckets of what was sold: bucket, slices, proceeds, gain
+    tax: Estimate
+    symbols: pl.DataFrame  # symbol, realized, tax (leave-one-out), fees
+    baselines: pl.DataFrame  # scenario, tax, fees, total
+    checks: list[Check]
+    disposals: pl.DataFrame  # the year's disposal slices in taxable accounts
+    washes: pl.DataFrame  # the year's wash matches
+    cumulative: pl.DataFrame  # date, short, long: running realized gain through the year
+    busy_week: int = 100  # the burst threshold the checks used
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def turnover(self) -> Decimal | None:
+        return self.proceeds / self.invested if self.invested > 0 else None
+
+    @property
+    def fee_share(self) -> Decimal | None:
+        return self.fees / self.invested if self.invested > 0 else None
+
+
+def audit_years(trades: pl.DataFrame) -> list[int]:
+    """The tax years with trades, oldest first."""
+    return sorted(trades.get_column("trade_date").dt.year().unique().to_list())
+
+
+def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int) -> Audit:
+    """The audit of ``year`` from the stored ``trades`` (trade_list columns) and the ``booked``
+    lots, disposals and washes (with wash sales applied)."""
+    types = {name: a.type.value for name, a in config.accounts.items()}
+    taxable_accounts = _taxable(trades, booked, config)
+    in_year = trades.filter(pl.col("trade_date").dt.year() == year)
+    if in_year.height == 0:
+        raise ValueError(f"no trades in {year}")
+    through = in_year.get_column("trade_date").max()
+    assert isinstance(through, dt.date)
+    trade_rows = in_year.filter(pl.col("action").is_in(TRADES))
+    disposals = booked.disposals.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts))
+    washes = booked.washes if booked.washes is not None else pl.DataFrame()
+    washes_year = washes.filter(pl.col("disposed").dt.year() == year) if washes.height else washes
+
+    fee_rows = _fees(in_year)
+    events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
+
+    def per(period: str, trunc: str) -> pl.DataFrame:
+        t = trade_rows.group_by(pl.col("trade_date").dt.truncate(trunc).alias(period)).agg(pl.len().alias("trades"))
+        e = events.group_by(pl.col("date").dt.truncate(trunc).alias(period)).agg(pl.len().alias("taxable_events"))
+        return (
+            t.join(e, on=period, how="full", coalesce=True)
+            .with_columns(pl.col("trades").fill_null(0).cast(pl.Int64), pl.col("taxable_events").fill_null(0).cast(pl.Int64))
+            .sort(period)
+        )
+
+    daily = per("date", "1d")
+    weekly = per("week", "1w")
+    monthly = per("month", "1mo")
+
+    # Money by month: fees, realized gain (net of wash adjustments), and the tax each month's
+    # gains add to the year's bill, taken in order (so netting within the year is respected).
+    profile = _profile(config, year)
+    months = [dt.date(year, m, 1) for m in range(1, 13)]
+    realized = disposals.filter(pl.col("gain").is_not_null()).with_columns(pl.col("disposed").dt.truncate("1mo").alias("month"))
+    fees_by_month = fee_rows.group_by(pl.col("trade_date").dt.truncate("1mo").alias("month")).agg(pl.col("fee").sum())
+    running_short, running_long, before = ZERO, ZERO, ZERO
+    month_rows = []
+    for m in months:
+        part = realized.filter(pl.col("month") == m)
+        running_short += _sum(part.filter(pl.col("term") == "short"), "gain")
+        running_long += _sum(part.filter(pl.col("term") == "long"), "gain")
+        so_far = estimate(profile, running_short, running_long).incremental
+        month_rows.append({
+            "month": m,
+            "fees": _sum(fees_by_month.filter(pl.col("month") == m), "fee"),
+            "realized": _sum(part, "gain"),
+            "tax": so_far - before,
+        })
+        before = so_far
+    money = pl.DataFrame(month_rows, schema={"month": pl.Date, "fees": pl.Decimal(38, 18), "realized": pl.Decimal(38, 18), "tax": pl.Decimal(38, 18)})
+    monthly = money.join(monthly, on="month", how="left").with_columns(
+        pl.col("trades").fill_null(0), pl.col("taxable_events").fill_null(0)
+    ).select("month", "trades", "taxable_events", "fees", "realized", "tax")
+
+    cfg = config.audit
+    busiest = weekly.sort(["trades", "week"], descending=[True, False]).head(5)
+    bursts = weekly.filter(pl.col("trades") > cfg.busy_week)
+
+    gains = summary(disposals)
+    short_net = gains["short_gains"] + gains["short_losses"]  # type: ignore[operator]
+    long_net = gains["long_gains"] + gains["long_losses"]  # type: ignore[operator]
+    tax = estimate(profile, short_net, long_net)  # type: ignore[arg-type]
+
+    fees_total = _sum(fee_rows, "fee")
+    invested = _average_invested(booked, taxable_accounts, year)
+    proceeds = _sum(disposals, "proceeds")
+    symbols = _symbols(disposals, fee_rows, profile, tax)
+    baselines = pl.DataFrame(
+        [
+            {"scenario": "as traded (taxable accounts)", "tax": tax.incremental, "fees": fees_total},
+            {"scenario": "held the start-of-year portfolio untouched", "tax": ZERO, "fees": ZERO},
+            {"scenario": "the same trades inside a tax-deferred account", "tax": ZERO, "fees": fees_total},
+        ],
+        schema={"scenario": pl.String, "tax": pl.Decimal(38, 18), "fees": pl.Decimal(38, 18)},
+    ).with_columns((pl.col("tax") + pl.col("fees")).alias("total"))
+
+    accounts = _accounts(in_year, trade_rows, events, fee_rows, disposals, types)
+    checks = _checks(in_year, booked, config, weekly, fees_total, trade_rows.height, year, taxable_accounts)
+    return Audit(
+        year=year, through=through, accounts=accounts, daily=daily, weekly=weekly, monthly=monthly,
+        busiest_weeks=busiest, bursts=bursts, trades=trade_rows.height, taxable_events=events.height,
+        reinvestments=in_year.filter(pl.col("action") == "reinvest").height, fees=fees_total,
+        invested=invested, proceeds=proceeds, gains=gains,
+        wash=wash_summary(washes, booked.disposals, year) if washes.height else wash_summary(_empty_washes(), booked.disposals, year),
+        near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
+        holding=_holding(disposals), tax=tax, symbols=symbols, baselines=baselines, checks=checks,
+        disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
+    )
+
+
+# -- pieces -------------------------------------------------------------------------------------
+
+
+def _sum(frame: pl.DataFrame, column: str) -> Decimal:
+    if frame.height == 0:
+        return ZERO
+    value = frame.select(pl.col(column).sum()).item()
+    return Decimal(value) if value is not None else ZERO
+
+
+def _empty_washes() -> pl.DataFrame:
+    from taxlens.lots.wash import WASH_SCHEMA
+
+    return pl.DataFrame(schema=WASH_SCHEMA)
+
+
+def _profile(config: Config, year: int) -> Profile:
+    t = config.tax
+    return Profile(
+        year=t.year or year, status=t.filing_status, other_income=t.other_income,
+        qualified_dividends=t.qualified_dividends, deduction=t.deduction, state_rate=t.state_rate,
+        marginal_rate=t.marginal_rate, carry_short=t.carryover_short, carry_long=t.carryover_long,
+    )
+
+
+def _taxable(trades: pl.DataFrame, booked: Booked, config: Config) -> list[str]:
+    names = set(trades.get_column("account").unique().to_list()) | set(booked.disposals.get_column("account").unique().to_list())
+    return sorted(n for n in names if config.account(n).type.value == "taxable")
+
+
+def _fees(trades: pl.DataFrame) -> pl.DataFrame:
+    """Every fee paid in cash (the trade's currency): commissions on trades, regulatory fees on
+    sales, standalone cash fees. Coin fees are disposals and show in the gains instead."""
+    return trades.filter(
+        (pl.col("fee") != 0) & ((pl.col("fee_currency") == pl.col("currency")) | (pl.col("fee_currency") == "USD"))
+        & (pl.col("fee_currency") != pl.col("symbol"))
+    ).select("trade_date", "account", "symbol", "action", "fee")
+
+
+def _average_invested(booked: Booked, accounts: list[str], year: int) -> Decimal:
+    """Mean of the cost basis held at each month end of ``year`` in ``accounts``: bought so far
+    minus the original basis of what was sold so far (wash adjustments excluded)."""
+    lots = booked.lots.filter(pl.col("account").is_in(accounts) & pl.col("cost_basis").is_not_null())
+    sold = booked.disposals.filter(pl.col("account").is_in(accounts) & pl.col("cost_basis").is_not_null())
+    if lots.height == 0:
+        return ZERO
+    ends = [dt.date(year, m, 1) + dt.timedelta(days=32) for m in range(1, 13)]
+    ends = [dt.date(e.year, e.month, 1) - dt.timedelta(days=1) for e in ends]
+    total = ZERO
+    for end in ends:
+        bought = _sum(lots.filter(pl.col("acquired") <= end), "cost_basis")
+        gone = _sum(sold.filter(pl.col("disposed") <= end).with_columns((pl.col("cost_basis") - pl.col("wash_basis")).alias("b")), "b")
+        total += bought - gone
+    return total / len(ends)
+
+
+def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) -> dict[str, Decimal | int]:
+    """Short-term gains realized within ``days`` of the shares turning long-term."""
+    from taxlens.lots.holding import anniversary
+
+    rows = disposals.filter((pl.col("term") == "short") & (pl.col("gain") > 0)).select("adjusted_acquired", "disposed", "gain")
+    count, gain = 0, ZERO
+    for acquired, disposed, g in rows.iter_rows():
+        if (anniversary(acquired, month_end_rule=month_end_rule) - disposed).days < days:
+            count += 1
+            gain += g
+    return {"days": days, "slices": count, "gain": gain}
+
+
+BUCKETS = ((7, "up to a week"), (30, "8-30 days"), (90, "31-90 days"), (182, "3-6 months"), (365, "6-12 months"), (10**6, "over a year"))
+
+
+def _holding(disposals: pl.DataFrame) -> pl.DataFrame:
+    """How long what was sold had been held (by its adjusted acquisition date)."""
+    held = disposals.filter(pl.col("adjusted_acquired").is_not_null()).with_columns(
+        (pl.col("disposed") - pl.col("adjusted_acquired")).dt.total_days().alias("days")
+    )
+    rows = []
+    low = -1
+    for top, label in BUCKETS:
+        part = held.filter((pl.col("days") > low) & (pl.col("days") <= top))
+        rows.append({"held": label, "slices": part.height, "proceeds": _sum(part, "proceeds"), "gain": _sum(part, "gain")})
+        low = top
+    return pl.DataFrame(rows, schema={"held": pl.String, "slices": pl.Int64, "proceeds": pl.Decimal(38, 18), "gain": pl.Decimal(38, 18)})
+
+
+def _symbols(disposals: pl.DataFrame, fees: pl.DataFrame, profile: Profile, tax: Estimate) -> pl.DataFrame:
+    """Per symbol: realized gain, the tax it causes (the year's tax minus the tax without that
+    symbol's gains), fees; costliest first."""
+    known = disposals.filter(pl.col("gain").is_not_null())
+    short_all, long_all = tax.short, tax.long
+    rows = []
+    for symbol in sorted(set(known.get_column("symbol").to_list()) | set(fees.get_column("symbol").to_list())):
+        mine = known.filter(pl.col("symbol") == symbol)
+        s = _sum(mine.filter(pl.col("term") == "short"), "gain")
+        lg = _sum(mine.filter(pl.col("term") == "long"), "gain")
+        without = estimate(profile, short_all - s, long_all - lg).incremental
+        rows.append({
+            "symbol": symbol, "realized": s + lg, "tax": tax.incremental - without,
+            "fees": _sum(fees.filter(pl.col("symbol") == symbol), "fee"),
+        })
+    frame = pl.DataFrame(rows, schema={"symbol": pl.String, "realized": pl.Decimal(38, 18), "tax": pl.Decimal(38, 18), "fees": pl.Decimal(38, 18)})
+    return frame.sort(["tax", "symbol"], descending=[True, False])
+
+
+def _accounts(in_year: pl.DataFrame, trade_rows: pl.DataFrame, events: pl.DataFrame, fees: pl.DataFrame,
+              disposals: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
+    names = sorted(set(in_year.get_column("account").to_list()))
+    rows = []
+    for name in names:
+        rows.append({
+            "account": name, "type": types.get(name, "taxable"),
+            "trades": trade_rows.filter(pl.col("account") == name).height,
+            "taxable_events": events.filter(pl.col("account") == name).height,
+            "fees": _sum(fees.filter(pl.col("account") == name), "fee"),
+            "realized": _sum(disposals.filter((pl.col("account") == name) & pl.col("gain").is_not_null()), "gain"),
+        })
+    return pl.DataFrame(rows, schema={"account": pl.String, "type": pl.String, "trades": pl.Int64, "taxable_events": pl.Int64,
+                                      "fees": pl.Decimal(38, 18), "realized": pl.Decimal(38, 18)})
+
+
+def _cumulative(disposals: pl.DataFrame) -> pl.DataFrame:
+    """Realized gain through the year, by date: running short- and long-term totals."""
+    known = disposals.filter(pl.col("gain").is_not_null())
+    daily = (
+        known.group_by("disposed")
+        .agg(
+            pl.col("gain").filter(pl.col("term") == "short").sum().alias("short"),
+            pl.col("gain").filter(pl.col("term") == "long").sum().alias("long"),
+        )
+        .sort("disposed")
+    )
+    return daily.select(pl.col("disposed").alias("date"), pl.col("short").cum_sum(), pl.col("long").cum_sum())
+
+
+def _checks(in_year: pl.DataFrame, booked: Booked, config: Config, weekly: pl.DataFrame, fees: Decimal,
+            trades: int, year: int, taxable: list[str]) -> list[Check]:
+    cfg = config.audit
+    checks: list[Check] = []
+    # Concentration: the largest open position at year end, at cost basis.
+    end = dt.date(year, 12, 31)
+    lots = booked.lots.filter(pl.col("cost_basis").is_not_null() & (pl.col("acquired") <= end))
+    sold = booked.disposals.filter(pl.col("cost_basis").is_not_null() & (pl.col("disposed") <= end))
+    held = (
+        pl.concat([
+            lots.select("symbol", pl.col("cost_basis").alias("b")),
+            sold.select("symbol", (-(pl.col("cost_basis") - pl.col("wash_basis"))).alias("b")),
+        ])
+        .group_by("symbol").agg(pl.col("b").sum()).filter(pl.col("b") > 0).sort(["b", "symbol"], descending=[True, False])
+    )
+    total = _sum(held, "b")
+    if total > 0:
+        top_symbol, top = held.row(0)
+        share = Decimal(top) / total
+        checks.append(Check(
+            "concentration", share <= cfg.concentration_cap,
+            f"largest position at the end of {year}: {top_symbol}, {share * 100:.1f}% of the portfolio at cost "
+            f"(cap {cfg.concentration_cap * 100:.0f}%)",
+        ))
+    else:
+        checks.append(Check("concentration", True, f"no open positions at the end of {year}"))
+    # Leverage, margin, shorts.
+    shorts = in_year.filter(pl.col("action").is_in(["sell_short", "buy_to_cover"])).height
+    oversold = sum(1 for p in booked.problems if "exceeds the" in p.message)
+    margin = in_year.filter(pl.col("note").fill_null("").str.to_lowercase().str.contains("margin")).height
+    checks.append(Check(
+        "leverage, margin and shorts", shorts == 0 and margin == 0,
+        f"{shorts} short sales or covers, {margin} rows mentioning margin, {oversold} sales larger than the lots held "
+        "(a short or missing history: see `taxlens gains`)",
+    ))
+    # Bursts.
+    bursts = weekly.filter(pl.col("trades") > cfg.busy_week)
+    if bursts.height:
+        worst = bursts.sort("trades", descending=True).row(0, named=True)
+        finding = (f"{bursts.height} {'week' if bursts.height == 1 else 'weeks'} over {cfg.busy_week} trades; the busiest, the week of {worst['week'].isoformat()}, "
+                   f"had {worst['trades']}")
+    else:
+        most = int(weekly.get_column("trades").max() or 0) if weekly.height else 0  # type: ignore[arg-type]
+        finding = f"no week over {cfg.busy_week} trades (the busiest had {most})"
+    checks.append(Check("trade bursts", bursts.height == 0, finding))
+    # Fees against expectations.
+    if cfg.expected_fees is not None:
+        diff = fees - cfg.expected_fees
+        checks.append(Check(
+            "fees", diff <= 0,
+            f"fees found in the exports {fees:.2f}, expected {cfg.expected_fees:.2f} ({'+' if diff > 0 else ''}{diff:.2f})",
+        ))
+    else:
+        checks.append(Check("fees", True, f"fees found in the exports {fees:.2f} (set [audit] expected_fees to compare)"))
+    # Trade count against a typical rebalancer.
+    months = max(1, len({d.month for d in in_year.get_column("trade_date").to_list()}))
+    per_month = Decimal(trades) / months
+    low, high = cfg.typical_month
+    checks.append(Check(
+        "trade count", per_month <= high,
+        f"{trades} trades over {months} months, {per_month:.0f} a month (typical for an automated rebalancer: {low}-{high})",
+    ))
+    return checks

@@ -1,0 +1,222 @@
+"""Renderers of an ``Audit``: terminal summary, self-contained HTML, JSON and CSV of the metrics.
+
+Each is deterministic for a given audit (no clock, no randomness): golden files hold them.
+Money is rounded to cents here, and only here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from taxlens import __version__
+from taxlens.money import cents, plain
+from taxlens.report.audit import Audit
+from taxlens.report.listing import as_text, neutralise
+
+STATUS_NAMES = {"single": "single", "mfj": "married filing jointly", "mfs": "married filing separately",
+                "hoh": "head of household", "qss": "qualifying surviving spouse"}
+
+
+def money(value: Decimal | int | None) -> str:
+    """Cents with thousands separators, minus sign first: ``-1,234.50``."""
+    if value is None:
+        return ""
+    return f"{cents(Decimal(value)):,.2f}"
+
+
+def pct(value: Decimal | None) -> str:
+    """A share as a percentage: one decimal, two below 1 % (fees are small shares)."""
+    if value is None:
+        return ""
+    scaled = Decimal(value) * 100
+    return f"{scaled:.2f}%" if abs(scaled) < 1 else f"{scaled:.1f}%"
+
+
+def _profile_text(a: Audit, config_tax: Any) -> str:
+    parts = [f"{(a.tax.with_gains and config_tax.year) or a.year}", STATUS_NAMES[config_tax.filing_status]]
+    if config_tax.marginal_rate is not None:
+        parts.append(f"a flat {pct(config_tax.marginal_rate)} on net gains")
+    else:
+        parts.append(f"other income {money(config_tax.other_income)}")
+        if config_tax.state_rate:
+            parts.append(f"state {pct(config_tax.state_rate)}")
+    return ", ".join(parts)
+
+
+# -- terminal ------------------------------------------------------------------------------------
+
+
+def terminal(a: Audit, console: Console, config_tax: Any) -> None:
+    """The one-screen summary (fits 100 columns)."""
+    g = a.gains
+    short = Decimal(g["short_gains"]) + Decimal(g["short_losses"])
+    long = Decimal(g["long_gains"]) + Decimal(g["long_losses"])
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_column()
+    rate = a.tax.effective_rate()
+    head.add_row("Tax caused by the trading", money(a.tax.incremental), f"{pct(rate)} of the net realized gain" if rate is not None else "")
+    head.add_row("Fees", money(a.fees), f"{pct(a.fee_share)} of the average invested {money(a.invested)} (at cost)" if a.fee_share is not None else "")
+    head.add_row("Trades", str(a.trades), f"{a.taxable_events} taxable events, {a.reinvestments} reinvestments")
+    head.add_row("Realized gain", money(short + long), f"short-term {money(short)}, long-term {money(long)}")
+    head.add_row("Wash sales disallowed", money(a.wash["disallowed"]),
+                 f"{money(a.wash['permanent'])} lost for good (IRA buys); {money(a.wash['not_on_1099'])} not on any 1099-B")
+    if a.turnover is not None:
+        head.add_row("Turnover", f"{a.turnover:.1f}x", "sales / average invested")
+    head.add_row("Sold just short of long-term", money(a.near_long_term["gain"]),
+                 f"{a.near_long_term['slices']} short-term gains within {a.near_long_term['days']} days of the line")
+
+    checks = Table(show_edge=False, header_style="bold", box=None, padding=(0, 1))
+    checks.add_column("check")
+    checks.add_column("")
+    checks.add_column("finding", overflow="fold")
+    for c in a.checks:
+        checks.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]look[/red]", escape(c.finding))
+
+    base = Table(show_edge=False, header_style="bold", box=None, padding=(0, 1))
+    for name, justify in (("scenario", "left"), ("tax", "right"), ("fees", "right"), ("total", "right")):
+        base.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in a.baselines.iter_rows(named=True):
+        base.add_row(r["scenario"], money(r["tax"]), money(r["fees"]), money(r["total"]))
+
+    top = Table(show_edge=False, header_style="bold", box=None, padding=(0, 1))
+    for name, justify in (("symbol", "left"), ("realized", "right"), ("tax caused", "right"), ("fees", "right")):
+        top.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in a.symbols.head(5).iter_rows(named=True):
+        top.add_row(r["symbol"], money(r["realized"]), money(r["tax"]), money(r["fees"]))
+
+    title = f"taxlens audit {a.year}, trades through {a.through.isoformat()}"
+    profile = f"Tax estimate for {_profile_text(a, config_tax)} ([tax] in taxlens.toml)."
+    console.print(Panel(Group(head, "", escape(profile), "", checks, "", base, "", top), title=title, title_align="left",
+                        width=min(100, console.width)))
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+
+def html(a: Audit, config_tax: Any) -> str:
+    """The self-contained report: inline CSS and SVG charts, no script, no network fetch;
+    every value escaped (jinja2 autoescape)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from taxlens.report import charts
+
+    env = Environment(loader=PackageLoader("taxlens.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      keep_trailing_newline=True)
+    g = a.gains
+    short = Decimal(g["short_gains"]) + Decimal(g["short_losses"])
+    long = Decimal(g["long_gains"]) + Decimal(g["long_losses"])
+    top = a.busiest_weeks.row(0, named=True) if a.busiest_weeks.height else None
+    drawn = {
+        "weekly": charts.trades_per_week(a.weekly, a.busy_week),
+        "cumulative": charts.cumulative_gain(a.cumulative),
+        "fees": charts.monthly_bars(a.monthly, "fees", "Fees by month", "#718096"),
+        "tax": charts.monthly_bars(a.monthly, "tax", "Tax caused, by month", "#c53030"),
+        "symbols": charts.top_symbols(a.symbols),
+    }
+    return env.get_template("report.html.j2").render(
+        a=a, charts=drawn, money=money, pct=pct, qty=lambda v: plain(v) if v is not None else "",
+        rate=a.tax.effective_rate(), net=short + long, short=short, long=long,
+        busiest=f"{top['trades']} trades (week of {top['week'].isoformat()})" if top else "none",
+        profile=_profile_text(a, config_tax), profile_year=config_tax.year or a.year, version=__version__,
+    )
+
+
+# -- JSON and CSV --------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return plain(cents(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    text = as_text(frame.with_columns(pl.col(c).round(2) for c, t in frame.schema.items() if isinstance(t, pl.Decimal) and c not in ("quantity",)))
+    return text.to_dicts()
+
+
+def metrics(a: Audit) -> dict[str, Any]:
+    """Every metric of the audit as plain JSON-able values (money in cents, as strings)."""
+    g = a.gains
+    return {
+        "year": a.year,
+        "through": a.through.isoformat(),
+        "trades": a.trades,
+        "taxable_events": a.taxable_events,
+        "reinvestments": a.reinvestments,
+        "fees": _plain(a.fees),
+        "average_invested_at_cost": _plain(a.invested),
+        "turnover": None if a.turnover is None else f"{a.turnover:.4f}",
+        "fee_share": None if a.fee_share is None else f"{a.fee_share:.6f}",
+        "gains": {k: _plain(v) for k, v in g.items()},
+        "wash_sales": {k: _plain(v) for k, v in a.wash.items()},
+        "near_long_term": {k: _plain(v) for k, v in a.near_long_term.items()},
+        "tax": {
+            "incremental": _plain(a.tax.incremental),
+            "effective_rate": None if a.tax.effective_rate() is None else f"{a.tax.effective_rate():.4f}",
+            "with_gains": _bill(a.tax.with_gains),
+            "without_gains": _bill(a.tax.without_gains),
+        },
+        "checks": [{"name": c.name, "ok": c.ok, "finding": c.finding} for c in a.checks],
+        "baselines": _frame(a.baselines),
+        "accounts": _frame(a.accounts),
+        "monthly": _frame(a.monthly),
+        "weekly": _frame(a.weekly),
+        "busiest_weeks": _frame(a.busiest_weeks),
+        "holding": _frame(a.holding),
+        "symbols": _frame(a.symbols),
+    }
+
+
+def _bill(b: Any) -> dict[str, Any]:
+    n = b.netting
+    return {
+        "net_short": _plain(n.short), "net_long": _plain(n.long), "net": _plain(n.net), "deducted": _plain(n.deducted),
+        "carry_short": _plain(n.carry_short), "carry_long": _plain(n.carry_long), "taxable_income": _plain(b.taxable_income),
+        "federal": _plain(b.federal), "niit": _plain(b.niit), "state": _plain(b.state), "total": _plain(b.total),
+    }
+
+
+def to_json(a: Audit) -> str:
+    return json.dumps(metrics(a), indent=2) + "\n"
+
+
+def to_csv(a: Audit) -> str:
+    """Every metric as ``section,key,value`` rows (tables flattened row by row, with the row's
+    first column in the key); text values neutralised against spreadsheet formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "key", "value"])
+
+    def walk(section: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{section}.{k}" if section else k, v)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    first = next(iter(item.values()), i)
+                    for k, v in item.items():
+                        writer.writerow([section, f"{first}.{k}", neutralise(v)])
+                else:
+                    writer.writerow([section, str(i), neutralise(item)])
+        else:
+            key = section.rsplit(".", 1)
+            writer.writerow([key[0] if len(key) > 1 else "", key[-1], neutralise(value)])
+
+    walk("", metrics(a))
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Tax estimates: federal schedules (cited data per year), netting, NIIT, a flat state rate."""

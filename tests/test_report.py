@@ -1,0 +1,198 @@
+"""The audit and its renderers on one small fixed year: golden files for every format, and the
+rules behind them (Form 8949 boxes and columns, TXF records, escaping, formula neutralising).
+
+Scenario (2025, married filing jointly, 120,000 of other income, 5 % state):
+  Alpaca (taxable) VTI: 10 bought 1/2 at 100 (+1 fee), 5 sold 3/3 at 110 (−1 fee), 5 sold 6/2
+    at 90 and 4 bought back 6/10 at 92 (a wash: 4 of the 5 shares' loss), 4 sold 12/1 at 95.
+  Alpaca MSFT: 2 bought 2024-01-05 at 300, sold 2025-04-01 at 400: long-term.
+  Coinbase BTC: 0.1 bought 1/6 at 90,000, sold 0.05 on 7/1 at 100,000 (box H: 1099-DA, basis
+    not reported in 2025).
+  Roth IRA VTI: 3 bought 6/3 at 91: its purchase washes the last share of the 6/2 loss for good.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+from rich.console import Console
+
+import taxlens
+from taxlens.report import forms, render
+from taxlens.report.audit import build_audit
+from taxlens.report.listing import neutralise, write_csv
+from tests.conftest import write
+
+GOLDEN = Path(__file__).parent / "golden" / "reports"
+HEADER = "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n"
+TRADES = """\
+2024-01-05,Alpaca,MSFT,buy,2,300.00,0,USD,equity,M1,
+2025-01-02,Alpaca,VTI,buy,10,100.00,1.00,USD,etf,V1,
+2025-01-06,Coinbase,BTC,buy,0.1,90000.00,0,USD,crypto,C1,
+2025-03-03,Alpaca,VTI,sell,5,110.00,1.00,USD,etf,V2,
+2025-04-01,Alpaca,MSFT,sell,2,400.00,0,USD,equity,M2,
+2025-06-02,Alpaca,VTI,sell,5,90.00,0,USD,etf,V3,
+2025-06-03,Roth IRA,VTI,buy,3,91.00,0,USD,etf,R1,
+2025-06-10,Alpaca,VTI,buy,4,92.00,0,USD,etf,V4,
+2025-07-01,Coinbase,BTC,sell,0.05,100000.00,0,USD,crypto,C2,
+2025-12-01,Alpaca,VTI,sell,4,95.00,0,USD,etf,V5,
+"""
+CONFIG = {
+    "accounts": {"Roth IRA": {"type": "roth_ira"}},
+    "tax": {"filing_status": "mfj", "other_income": 120000, "state_rate": "0.05"},
+    "audit": {"expected_fees": 1},
+}
+
+
+@pytest.fixture
+def year(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with taxlens.open_book(":memory:", taxlens.Config.model_validate(CONFIG)) as book:
+        report = book.ingest([write(tmp_path, "trades.csv", HEADER + TRADES)])
+        assert report.ok
+        a = build_audit(book.trades(), book.booked(), book.config, 2025)
+        yield a, book
+
+
+def test_the_numbers_behind_the_report(year) -> None:  # type: ignore[no-untyped-def]
+    a, _book = year
+    # VTI: 10 at 100 + 1 fee = 1,001 (100.10 a share). 3/3: 5 × 110 − 1 = 549 − 500.50 = 48.50.
+    # 6/2: 450 − 500.50 = −50.50 (−10.10 a share); replacements in order of purchase: the IRA's 3
+    # on 6/3 (30.30 lost for good), then 2 of the 4 on 6/10 (20.20 deferred): W 50.50, gain 0.
+    # 12/1: 4 × 95 = 380 from the 6/10 lot, basis 368 + 20.20 = 388.20 → −8.20 (no rebuy).
+    # MSFT long: 800 − 600 = 200. BTC: 0.05 × 100,000 = 5,000 − 4,500 = 500.
+    gains = a.gains
+    assert (gains["short_gains"], gains["short_losses"], gains["long_gains"]) == (Decimal("548.50"), Decimal("-8.20"), Decimal("200"))
+    assert gains["disallowed"] == Decimal("50.50")
+    assert (a.wash["permanent"], a.wash["deferred"], a.wash["not_on_1099"]) == (Decimal("30.30"), Decimal("20.20"), Decimal("30.30"))
+    assert (a.trades, a.taxable_events, a.fees) == (9, 5, Decimal("2.00"))  # 2025's trades only
+    # Tax: MFJ 2025, 120,000 − 31,500 = 88,500 taxable before the gains (12 % bracket to 96,950).
+    # +540.30 short at 12 % = 64.836; +200 long inside the 0 % band (96,700): 0; state 5 % of
+    # 740.30 = 37.015. Total 101.851.
+    assert a.tax.incremental == Decimal("101.851")
+    assert [c.name for c in a.checks if not c.ok] == ["concentration", "fees"]
+
+
+def test_form_8949_rows_boxes_and_columns(year) -> None:  # type: ignore[no-untyped-def]
+    a, _book = year
+    rows = forms.form8949(a.disposals, frozenset({"BTC"}))
+    text = io.StringIO()
+    write_csv(rows, text)
+    assert text.getvalue().splitlines() == [
+        "part,box,description,date_acquired,date_sold,proceeds,cost_basis,code,adjustment,gain",
+        "I,A,5 sh. VTI,01/02/2025,03/03/2025,549.00,500.50,,,48.50",
+        "I,A,5 sh. VTI,01/02/2025,06/02/2025,450.00,500.50,W,50.50,0.00",
+        "I,A,4 sh. VTI,06/10/2025,12/01/2025,380.00,388.20,,,-8.20",
+        "I,H,0.05 BTC,01/06/2025,07/01/2025,5000.00,4500.00,,,500.00",
+        "II,D,2 sh. MSFT,01/05/2024,04/01/2025,800.00,600.00,,,200.00",
+    ]
+    # Column (b) of the 12/1 row: of the 4 shares bought 6/10, 2 replaced the 6/2 loss and
+    # carry its 151 days (1/2 → 6/2: adjusted 2025-01-10), 2 carry none. Both halves are
+    # short-term on 12/1, so they are one row that keeps the fewest tacked days: 06/10/2025.
+
+
+def test_txf_reproduces_the_spec_example() -> None:
+    """TXF-1 (tax-rules §5.4): the spec's two records, amounts in the writer's one style
+    (``$1,500.00`` where the example's second record writes ``$1500``; commas are optional)."""
+    rows = pl.DataFrame([
+        {"part": "I", "box": "A", "description": "200 Reebok", "date_acquired": "01/05/2011", "date_sold": "10/01/2011",
+         "proceeds": "2000.00", "cost_basis": "1000.00", "code": None, "adjustment": None, "gain": "1000.00"},
+        {"part": "I", "box": "A", "description": "50 QCOM", "date_acquired": "01/02/2011", "date_sold": "01/15/2011",
+         "proceeds": "1300.00", "cost_basis": "1500.00", "code": "W", "adjustment": "200.00", "gain": "0.00"},
+    ], schema=dict.fromkeys(forms.COLUMNS, pl.String))
+    text, skipped = forms.txf(rows, program="Taxlens 0.1", exported=dt.date(2025, 10, 27))
+    assert skipped == 0
+    assert text == textwrap.dedent("""\
+        V042
+        ATaxlens 0.1
+        D10/27/2025
+        ^
+        TD
+        N321
+        C1
+        L1
+        P200 Reebok
+        D01/05/2011
+        D10/01/2011
+        $1,000.00
+        $2,000.00
+        ^
+        TD
+        N321
+        C1
+        L1
+        P50 QCOM
+        D01/02/2011
+        D01/15/2011
+        $1,500.00
+        $1,300.00
+        $200.00
+        ^
+    """)
+
+
+@pytest.mark.parametrize(
+    ("term", "crypto", "acquired", "disposed", "known", "expected"),
+    [
+        ("short", False, dt.date(2025, 1, 2), dt.date(2025, 3, 3), True, "A"),
+        ("long", False, dt.date(2023, 1, 2), dt.date(2025, 3, 3), True, "D"),
+        ("short", False, None, dt.date(2025, 3, 3), False, "B"),
+        ("short", True, dt.date(2025, 1, 2), dt.date(2025, 3, 3), True, "H"),
+        ("long", True, dt.date(2026, 1, 2), dt.date(2027, 3, 3), True, "J"),
+        ("short", True, dt.date(2024, 1, 2), dt.date(2024, 3, 3), True, "C"),
+    ],
+)
+def test_form_8949_box_rules(term: str, crypto: bool, acquired: dt.date | None, disposed: dt.date, known: bool, expected: str) -> None:
+    assert forms.box(term, crypto, acquired, disposed, known) == expected
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
+    assert [neutralise(v) for v in ("=1+2", "+SUM(A1)", "-cmd", "@A1", "-12.50", "+3", "VTI", 5)] == [
+        "'=1+2", "'+SUM(A1)", "'-cmd", "'@A1", "-12.50", "+3", "VTI", 5,
+    ]
+    out = io.StringIO()
+    write_csv(pl.DataFrame({"account": ["=HYPERLINK(\"x\")", "Alpaca"], "gain": [Decimal("-1.50"), Decimal("2")]}), out)
+    assert out.getvalue().splitlines() == ["account,gain", "\"'=HYPERLINK(\"\"x\"\")\",-1.5", "Alpaca,2"]
+
+
+def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
+    """No network fetch (no external src/href, no script), and data is escaped."""
+    config = taxlens.Config.model_validate({"accounts": {"<b>Joint</b>": {"type": "taxable"}}})
+    with taxlens.open_book(":memory:", config) as book:
+        book.ingest([write(tmp_path, "t.csv", HEADER + "2025-01-02,<b>Joint</b>,VTI,buy,1,100,0,USD,etf,B1,\n"
+                                                     "2025-02-03,<b>Joint</b>,VTI,sell,1,90,0,USD,etf,S1,\n")])
+        a = build_audit(book.trades(), book.booked(), book.config, 2025)
+        page = render.html(a, book.config.tax)
+    assert "&lt;b&gt;Joint&lt;/b&gt;" in page and "<b>Joint</b>" not in page
+    assert "<script" not in page and "src=\"http" not in page and "href=\"http" not in page and "@import" not in page
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "html", "8949", "txf", "json", "csv"])
+def test_every_renderer_against_its_golden_file(year, golden, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    a, book = year
+    if fmt == "terminal":
+        console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False, record=True)
+        render.terminal(a, console, book.config.tax)
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= 100
+    elif fmt == "html":
+        text = render.html(a, book.config.tax)
+    elif fmt in ("8949", "txf"):
+        rows = forms.form8949(a.disposals, frozenset({"BTC"}))
+        if fmt == "8949":
+            buf = io.StringIO()
+            write_csv(rows, buf)
+            text = buf.getvalue()
+        else:
+            text, skipped = forms.txf(rows, program="taxlens test", exported=a.through)
+            assert skipped == 1  # the BTC row: box H has no TXF code
+    elif fmt == "json":
+        text = render.to_json(a)
+    else:
+        text = render.to_csv(a)
+    suffix = {"terminal": "txt", "8949": "csv", "csv": "metrics.csv"}.get(fmt, fmt)
+    golden.check(GOLDEN / f"audit-2025.{suffix}", text)
