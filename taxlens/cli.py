@@ -21,13 +21,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from taxlens import __version__
 from taxlens.api import Book, FileResult, IngestReport, select_gains
 from taxlens.api import Progress as IngestProgress
-from taxlens.errors import TaxlensError
+from taxlens.errors import RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import wash_summary
 from taxlens.report import forms, listing, render
 from taxlens.report.audit import Audit, audit_years, build_audit
+from taxlens.report.reconcile import read_broker
+from taxlens.report.reconcile import reconcile as reconcile_frames
 from taxlens.store import DEFAULT_DB, ENV_DB
 
 FORMAT_OPTION = click.option(
@@ -510,6 +512,43 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None) -
         Path(output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--account", "accounts", multiple=True, help="Compare only this account's sales (repeat for more).")
+@FORMAT_OPTION
+@click.pass_context
+def reconcile(ctx: click.Context, file: str, accounts: tuple[str, ...], fmt: str) -> None:
+    """Compare taxlens' sales with a broker's realized gain/loss or Form 8949 export.
+
+    Reads IBKR's "Worksheet for Form 8949" CSV, or any CSV with symbol (or description),
+    date_sold, proceeds and cost_basis columns (quantity, date_acquired, adjustment and term
+    optional; taxlens' own form8949 CSV is one). Compares the sales of taxable accounts (or
+    --account). Lists every difference in proceeds, basis or wash-sale adjustment, and every
+    sale only one side has, with its likely cause. Exits 0
+    either way: differences are information, often taxlens being right where the broker can't be.
+    """
+    err = _console(stderr=True)
+    try:
+        broker = read_broker(file)
+    except RowErrors as exc:
+        for e in exc.errors:
+            err.print(str(e), markup=False)
+        raise click.ClickException(str(exc)) from exc
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with _book(ctx) as book:
+        booked = book.booked()
+        taxable = [a for a in book.accounts().get_column("account").to_list() if book.config.account(a).type.value == "taxable"]
+    washes = booked.washes if booked.washes is not None else pl.DataFrame()
+    frame = reconcile_frames(broker, booked.disposals, washes, accounts=list(accounts) or taxable)
+    shown = listing.money_columns(frame, ["broker", "taxlens"])
+    listing.render(shown, fmt, sys.stdout, _console())
+    n = frame.height
+    (_console() if fmt == "table" else err).print(
+        f"{broker.height} broker rows; {n} difference{'s' if n != 1 else ''}" if n else f"{broker.height} broker rows; no differences",
+        markup=False)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ Scenario (2025, married filing jointly, 120,000 of other income, 5 % state):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import textwrap
@@ -196,3 +197,58 @@ def test_every_renderer_against_its_golden_file(year, golden, fmt: str) -> None:
         text = render.to_csv(a)
     suffix = {"terminal": "txt", "8949": "csv", "csv": "metrics.csv"}.get(fmt, fmt)
     golden.check(GOLDEN / f"audit-2025.{suffix}", text)
+
+
+IBKR_WORKSHEET = """\
+Title,Worksheet for Form 8949,2025,
+Account,U999999,Test Person,
+Part,I,
+Box,A,
+Header,Description,Code,Date Acquired,Date Sold,Sales Price,Cost Basis,Adjustment,
+Data,5 sh VTI,,01/02/2025,03/03/2025,549.00,500.50,,
+Data,5 sh VTI,W,01/02/2025,06/02/2025,450.00,500.50,"10.10",
+Data,4 sh VTI,,06/10/2025,12/01/2025,380.00,368.00,,
+Footer,,,,,"1,379.00","1,369.00",,
+Part,II,
+Box,D,
+Header,Description,Code,Date Acquired,Date Sold,Sales Price,Cost Basis,Adjustment,
+Data,2 sh MICROSOFT CORP,,01/05/2024,04/01/2025,800.00,600.00,,
+Footer,,,,,800.00,600.00,,
+"""
+
+
+def test_reconcile_explains_what_the_broker_could_not_see(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The broker (Alpaca's own worksheet, in IBKR's layout) saw the 6/2 wash only against its
+    own later purchase: it disallowed 10.10 where taxlens, seeing the IRA's purchase, disallows
+    50.50 (30.30 for good). It never carried the deferred 20.20 into the 12/1 basis either.
+    MICROSOFT CORP is a name, not a ticker: that line matches nothing."""
+    write(tmp_path, "taxlens.toml", '[accounts."Roth IRA"]\ntype = "roth_ira"\n')
+    write(tmp_path, "trades.csv", HEADER + TRADES)
+    assert run("ingest", "-q", "trades.csv").exit_code == 0
+    write(tmp_path, "worksheet.csv", IBKR_WORKSHEET)
+    result = run("reconcile", "worksheet.csv", "--account", "Alpaca", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["sold", "symbol", "quantity", "difference", "broker", "taxlens", "cause", "source"]
+    assert [r[:6] for r in rows[1:]] == [
+        ["2025-04-01", "MICROSOFT CORP", "2", "only in broker", "800.00", ""],
+        ["2025-04-01", "MSFT", "2", "only in taxlens", "", "800.00"],
+        ["2025-06-02", "VTI", "5", "adjustment", "10.10", "50.50"],  # 50.50 = 10.10 a share on all 5
+        ["2025-12-01", "VTI", "4", "basis", "368.00", "388.20"],  # 368 + the 20.20 deferred
+    ]
+    assert rows[3][6].startswith("a wash sale across accounts or into an IRA") and rows[3][7] == "worksheet.csv:7"
+    assert rows[4][6].startswith("basis includes a deferred wash-sale loss")
+    assert "4 broker rows; 4 differences" in result.stderr
+
+
+def test_reconcile_names_bad_rows_and_unknown_layouts(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path, "t.csv", HEADER + TRADES)
+    assert run("ingest", "-q", "t.csv").exit_code == 0
+    write(tmp_path, "bad.csv", "symbol,date_sold,proceeds,cost_basis\nVTI,13/45/2025,1,1\nVTI,03/03/2025,x,1\n")
+    result = run("reconcile", "bad.csv")
+    assert result.exit_code == 1
+    assert "bad.csv:2: date '13/45/2025' is not MM/DD/YYYY, YYYY-MM-DD or VARIOUS" in result.stderr
+    assert "bad.csv:3:" in result.stderr
+    write(tmp_path, "other.csv", "a,b\n1,2\n")
+    result = run("reconcile", "other.csv")
+    assert result.exit_code == 1 and "other.csv:1: not a realized gain/loss layout taxlens knows" in result.stderr
