@@ -551,6 +551,173 @@ def reconcile(ctx: click.Context, file: str, accounts: tuple[str, ...], fmt: str
         markup=False)
 
 
+def _floats(text: str | None, scale: float = 1.0) -> list[float]:
+    return [float(x) * scale for x in text.split(",") if x.strip()] if text else []
+
+
+def _words(text: str | None) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else []
+
+
+SIM_TABLE_COLUMNS = ["policy", "events", "trades", "turnover", "fees", "short", "long", "tax", "tax_and_fees",
+                     "tracking_error", "drift_max", "dominated"]
+SIM_COLUMNS = ["policy", "events", "trades", "turnover", "fees", "taxable_events", "short", "long", "washed", "tax",
+               "tax_and_fees", "after_tax", "tracking_error", "drift_mean", "drift_max", "dominated"]
+
+
+@cli.command()
+@click.option("--year", type=int, help="Simulate this tax year [default: the latest year in the data].")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False, exists=True),
+              help="Daily closes: date,symbol,close[,dividend,split] [default: [simulate] prices, else the stored trades' prices].")
+@click.option("--target", "target_opts", multiple=True, metavar="SYMBOL=WEIGHT", help="Target weight (repeat) [default: [simulate] targets].")
+@click.option("--cash", type=float, help="Start from this much cash [default: the real open lots on the start date].")
+@click.option("--band", help="Absolute bands in percentage points, e.g. 1,2,5,10.")
+@click.option("--relative", help="Relative bands in percent of the target, e.g. 20,25.")
+@click.option("--hybrid", is_flag=True, help="Add the 5/25 band (5 points or 25%% of the target, whichever is smaller).")
+@click.option("--calendar", help="Calendars: D (every date), W, M, Q, S, A. With bands: check them only on these dates.")
+@click.option("--lots", "lot_rules", default="fifo", show_default=True, help="Lot rules: fifo, lifo, hifo, taxmin.")
+@click.option("--to", "destinations", default="target", show_default=True, help="Trade back to: target, edge.")
+@click.option("--defer", help="Defer sales of short-term gains turning long-term within N days, e.g. 0,30.")
+@click.option("--cooldown", type=int, default=0, help="At least this many days between rebalances.")
+@click.option("--wash-aware", is_flag=True, help="Skip buys that would wash a loss sale of the last 30 days.")
+@click.option("--placement", default="taxable", show_default=True, help="taxable, ira (the same trades in a tax-deferred account).")
+@click.option("--flows", type=click.Choice(["none", "actual"]), default="none", show_default=True,
+              help="Cash flows: none, or the real deposits and withdrawals.")
+@click.option("--commission", type=float, help="Per trade [default: [simulate] commission].")
+@click.option("--spread-bps", type=float, help="Bid-ask spread in basis points [default: [simulate] spread_bps].")
+@click.option("--whole-shares", is_flag=True, help="Trade whole shares only.")
+@click.option("--actual/--no-actual", default=True, show_default=True, help="Replay the real trades as the policy `actual`.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False), help="Write every simulated trade, with its reason, to this CSV.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="The comparison with its frontier chart [default: reports/simulate-YEAR.html].")
+@FORMAT_OPTION
+@click.pass_context
+def simulate(ctx: click.Context, year: int | None, prices_file: str | None, target_opts: tuple[str, ...], cash: float | None,
+             band: str | None, relative: str | None, hybrid: bool, calendar: str | None, lot_rules: str, destinations: str,
+             defer: str | None, cooldown: int, wash_aware: bool, placement: str, flows: str, commission: float | None,
+             spread_bps: float | None, whole_shares: bool, actual: bool, log_file: str | None, html_file: str | None, fmt: str) -> None:
+    """Compare rebalancing policies on the same prices, taxed exactly like the audit.
+
+    Runs every combination of the options given (e.g. --band 1,2,5,10 --calendar M,Q,A
+    --lots fifo,taxmin), plus `never`, and the year's real trades replayed as `actual`. Prints
+    one row per policy (events, trades, turnover, fees, realized gains, wash sales, tax,
+    tracking error, drift) and writes an HTML page with the frontier of tax plus fees against
+    tracking error.
+    """
+    import datetime as dt
+    from decimal import Decimal
+
+    from taxlens.report.audit import _profile
+    from taxlens.simulate.engine import Frictions
+    from taxlens.simulate.prices import load_prices, prices_from_trades
+    from taxlens.simulate.sweep import compare, grid
+
+    err = _console(stderr=True)
+    with _book(ctx) as book:
+        config = book.config
+        trades = book.trades()
+        if trades.height == 0:
+            raise click.ClickException("no trades in the database yet (run `taxlens ingest`)")
+        years = audit_years(trades)
+        chosen = year if year is not None else years[-1]
+        targets = {s: float(w) for s, w in config.simulate.targets.items()}
+        for opt in target_opts:
+            symbol, _, weight = opt.partition("=")
+            try:
+                targets[symbol.strip()] = float(weight)
+            except ValueError as exc:
+                raise click.ClickException(f"--target {opt!r}: expected SYMBOL=WEIGHT") from exc
+        if not targets:
+            raise click.ClickException("no targets: pass --target SYMBOL=WEIGHT (repeat) or set [simulate] targets in taxlens.toml")
+        if abs(sum(targets.values()) - 1) > 1e-9:
+            raise click.ClickException(f"target weights add up to {sum(targets.values()):g}, not 1")
+        try:
+            source = prices_file or config.simulate.prices
+            panel = load_prices(source) if source else prices_from_trades(trades)
+            panel = panel.window(dt.date(chosen, 1, 1), dt.date(chosen, 12, 31))
+        except RowErrors as exc:
+            for e in exc.errors:
+                err.print(str(e), markup=False)
+            raise click.ClickException(str(exc)) from exc
+        except TaxlensError as exc:
+            raise click.ClickException(str(exc)) from exc
+        missing = [s for s in targets if s not in panel.symbols]
+        if missing:
+            raise click.ClickException(f"no prices for {', '.join(missing)} in {panel.source}")
+        start = panel.dates[0]
+        lots: list[tuple[dt.date, str, Decimal, Decimal]] = []
+        start_cash = cash if cash is not None else (float(config.simulate.cash) if config.simulate.cash is not None else None)
+        if start_cash is None:
+            open_lots = book.lots(open_only=True, as_of=start - dt.timedelta(days=1))
+            open_lots = open_lots.filter(pl.col("cost_basis").is_not_null() & pl.col("symbol").is_in(list(targets)))
+            lots = [(a, s, q, b) for a, s, q, b in open_lots.select("acquired", "symbol", "quantity", "cost_basis").iter_rows()]
+            if not lots:
+                start_cash = 100_000.0
+        cash_flows: dict[dt.date, float] | None = None
+        if flows == "actual":
+            moves = trades.filter(pl.col("action").is_in(["deposit", "withdrawal"]) & pl.col("trade_date").is_between(start, panel.dates[-1]))
+            cash_flows = {}
+            for day, amount in moves.select("trade_date", "amount").iter_rows():
+                if amount is not None:
+                    key = next((d for d in panel.dates if d >= day), None)
+                    if key is not None:
+                        cash_flows[key] = cash_flows.get(key, 0.0) + float(amount)
+        frictions = Frictions(
+            commission=Decimal(str(commission)) if commission is not None else config.simulate.commission,
+            spread_bps=Decimal(str(spread_bps)) if spread_bps is not None else config.simulate.spread_bps,
+            fractional=not whole_shares and config.simulate.fractional,
+        )
+        bad = [c for c in _words(calendar) if c not in ("D", "W", "M", "Q", "S", "A")]
+        bad += [m for m in _words(lot_rules) if m not in ("fifo", "lifo", "hifo", "taxmin")]
+        bad += [t for t in _words(destinations) if t not in ("target", "edge")]
+        bad += [p for p in _words(placement) if p not in ("taxable", "ira")]
+        if bad:
+            raise click.ClickException(f"unknown value(s): {', '.join(bad)} (see `taxlens simulate --help`)")
+        policies = grid(
+            bands=_floats(band, 0.01), relatives=_floats(relative, 0.01), hybrid=hybrid, calendars=_words(calendar),
+            lots=_words(lot_rules), to=_words(destinations), defer=[int(x) for x in _floats(defer)], cooldown=cooldown,
+            wash_aware=wash_aware, placements=_words(placement),
+        )
+        profile = _profile(config, chosen)
+        replayed = trades if actual else None
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("simulate", total=len(policies))
+
+            def step(k: int, total: int, name: str) -> None:
+                bar.update(task, completed=k, description=f"simulate {name}")
+
+            metrics, runs = compare(policies, panel, targets, profile, cash=start_cash or 0.0, lots=lots, flows=cash_flows,
+                                    frictions=frictions, actual=replayed, progress=step)
+    columns = SIM_TABLE_COLUMNS if fmt == "table" else SIM_COLUMNS
+    shown = metrics.select(columns).with_columns(
+        pl.col("turnover").round(3), pl.col("tracking_error").round(5), pl.col("drift_max").round(5),
+        *([pl.col("drift_mean").round(5)] if "drift_mean" in columns else []),
+    )
+    money_cols: list[str] = [c for c in ("fees", "short", "long", "washed", "tax", "tax_and_fees", "after_tax") if c in columns]
+    listing.render(listing.money_columns(shown, money_cols), fmt, sys.stdout, _console())
+    if log_file:
+        rows = [
+            {"policy": name, "date": d, "symbol": s, "side": side, "quantity": Decimal(m) / 1_000_000,
+             "price": Decimal(f"{p:.6f}"), "fee": Decimal(f"{f:.2f}"), "reason": why}
+            for name, run in runs.items() for d, s, side, m, p, f, why in run.trades
+        ] + [
+            {"policy": name, "date": d, "symbol": s, "side": "none", "quantity": None, "price": None, "fee": None, "reason": why}
+            for name, run in runs.items() for d, s, why in run.skipped
+        ]
+        log = pl.DataFrame(rows, schema={"policy": pl.String, "date": pl.Date, "symbol": pl.String, "side": pl.String,
+                                         "quantity": pl.Decimal(38, 18), "price": pl.Decimal(38, 18), "fee": pl.Decimal(38, 18),
+                                         "reason": pl.String})
+        with open(log_file, "w", encoding="utf-8") as fh:
+            listing.write_csv(log, fh)
+    page = Path(html_file) if html_file else Path("reports") / f"simulate-{chosen}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    start_state = f"{start_cash:,.2f} in cash" if start_cash else f"the {len(lots)} real lots open on {start}"
+    page.write_text(render.simulate_html(metrics, SIM_COLUMNS, targets=targets, source=panel.source, start=start,
+                                         end=panel.dates[-1], start_state=start_state, frictions=frictions,
+                                         profile=render._profile_text_plain(profile)), encoding="utf-8")
+    err.print(f"{len(policies)} policies simulated; wrote {page}", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="taxlens")

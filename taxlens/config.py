@@ -138,6 +138,19 @@ class AuditConfig(BaseModel):
     near_long_term_days: int = 30  # short-term gains sold this close to turning long-term
 
 
+class SimulateConfig(BaseModel):
+    """[simulate]: what the policy simulator aims at and starts from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    targets: dict[str, Decimal] = Field(default_factory=dict)  # symbol -> weight, summing to 1
+    prices: str | None = None  # CSV of daily closes: date,symbol,close[,dividend,split]
+    cash: Decimal | None = None  # start from this much cash instead of the real lots
+    commission: Decimal = Decimal(0)  # per trade
+    spread_bps: Decimal = Decimal(0)
+    fractional: bool = True
+
+
 class Config(BaseModel):
     """The whole of taxlens.toml; every field has a default so no file is needed."""
 
@@ -149,6 +162,7 @@ class Config(BaseModel):
     wash_sales: WashConfig = Field(default_factory=WashConfig)
     tax: TaxConfig = Field(default_factory=TaxConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
     path: str | None = Field(default=None, exclude=True)
 
     @field_validator("timezone")

@@ -86,3 +86,23 @@ def top_symbols(symbols: pl.DataFrame, n: int = 10) -> str:
     ax.set_title("Tax caused, by symbol")
     ax.set_xlabel("USD")
     return _svg(fig)
+
+
+def frontier(metrics: pl.DataFrame) -> str:
+    """Tax plus fees against tracking error, one point per policy: dominated ones grey, the
+    actual trades marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for r in metrics.iter_rows(named=True):
+        x, y = float(r["tracking_error"]) * 100, float(r["tax_and_fees"])
+        if r["policy"] == "actual":
+            ax.scatter([x], [y], marker="*", s=160, color=_ACCENT, zorder=3)
+            ax.annotate("actual", (x, y), textcoords="offset points", xytext=(6, 4), color=_ACCENT)
+        else:
+            ax.scatter([x], [y], s=22, color="#bbbbbb" if r["dominated"] else _LONG, zorder=2)
+            if not r["dominated"]:
+                ax.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7, color=_INK)
+    ax.set_title("Cost against tracking error (lower left is better)")
+    ax.set_xlabel("tracking error vs target, % a year")
+    ax.set_ylabel("tax + fees, USD")
+    return _svg(fig)

@@ -133,6 +133,44 @@ def html(a: Audit, config_tax: Any) -> str:
     )
 
 
+def _profile_text_plain(profile: Any) -> str:
+    parts = [str(profile.year), STATUS_NAMES[profile.status]]
+    if profile.marginal_rate is not None:
+        parts.append(f"a flat {pct(profile.marginal_rate)} on net gains")
+    else:
+        parts.append(f"other income {money(profile.other_income)}")
+        if profile.state_rate:
+            parts.append(f"state {pct(profile.state_rate)}")
+    return ", ".join(parts)
+
+
+def simulate_html(metrics: pl.DataFrame, columns: list[str], *, targets: dict[str, float], source: str, start: Any, end: Any,
+                  start_state: str, frictions: Any, profile: str) -> str:
+    """The policy comparison page: frontier chart and the metrics table (self-contained)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from taxlens.report import charts
+
+    env = Environment(loader=PackageLoader("taxlens.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      keep_trailing_newline=True)
+    shown = []
+    for r in metrics.iter_rows(named=True):
+        row = dict(r)
+        for k in ("fees", "short", "long", "washed", "tax", "tax_and_fees", "after_tax"):
+            row[k] = money(r[k])
+        row["turnover"] = f"{r['turnover']:.2f}x"
+        for k in ("tracking_error", "drift_mean", "drift_max"):
+            row[k] = f"{r[k] * 100:.2f}%"
+        row["dominated"] = r["dominated"]
+        shown.append(row)
+    fr = f"commission {money(frictions.commission)} a trade, spread {frictions.spread_bps} bp, {'fractional' if frictions.fractional else 'whole'} shares"
+    return env.get_template("simulate.html.j2").render(
+        chart=charts.frontier(metrics), rows=shown, columns=[c for c in columns if c != "dominated"],
+        targets=", ".join(f"{s} {w:.0%}" for s, w in targets.items()), source=source, start=start, end=end,
+        start_state=start_state, frictions=fr, profile=profile, version=__version__,
+    )
+
+
 # -- JSON and CSV --------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Policy simulation: rebalancing rules on a price panel, booked and taxed like the audit."""

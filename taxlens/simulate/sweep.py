@@ -1,0 +1,141 @@
+"""A grid of policies in one run, the actual trades replayed beside them, and the frontier.
+
+``grid`` turns the command line's lists into policies; ``compare`` simulates, books and taxes
+each on the same prices and returns one row of metrics per policy (plus ``actual`` when the
+audited trades are given), with ``dominated`` marking policies that another beats on both tax
+plus fees and tracking error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from decimal import Decimal
+
+import numpy as np
+import polars as pl
+
+from taxlens.simulate.engine import METRIC_SCHEMA, Frictions, Policy, Run, evaluate, simulate
+from taxlens.simulate.prices import Prices
+from taxlens.tax.federal import Profile
+
+
+def grid(
+    *, bands: list[float], relatives: list[float], hybrid: bool, calendars: list[str], lots: list[str],
+    to: list[str], defer: list[int], cooldown: int, wash_aware: bool, placements: list[str],
+) -> list[Policy]:
+    """Every combination asked for, plus ``never``. Bands with calendars are checked on the
+    calendar's dates; bands alone every date; calendars alone rebalance on their dates."""
+    triggers: list[dict[str, object]] = []
+    widths: list[dict[str, object]] = [{"band": b} for b in bands]
+    widths += [{"relative": r} for r in relatives]
+    if hybrid:
+        widths.append({"hybrid": True})
+    if widths:
+        for w, c in itertools.product(widths, calendars or ["D"]):
+            triggers.append({**w, "calendar": c})
+    elif calendars:
+        triggers += [{"calendar": c} for c in calendars]
+    policies = [Policy("never", never=True)]
+    for trig, lot, dest, days, place in itertools.product(triggers, lots or ["fifo"], to or ["target"], defer or [0], placements or ["taxable"]):
+        if dest == "edge" and "calendar" in trig and len(trig) == 1:
+            continue  # no band, no edge
+        policy = Policy(_name(trig, lot, dest, days, place, wash_aware, cooldown), lots=lot, to=dest, defer_days=days,
+                        placement=place, wash_aware=wash_aware, cooldown=cooldown, **trig)  # type: ignore[arg-type]
+        policies.append(policy)
+    return policies
+
+
+def _name(trig: dict[str, object], lot: str, dest: str, days: int, place: str, wash: bool, cooldown: int) -> str:
+    parts = []
+    if "band" in trig:
+        parts.append(f"band {float(trig['band']) * 100:g}pp")  # type: ignore[arg-type]
+    if "relative" in trig:
+        parts.append(f"band {float(trig['relative']) * 100:g}%")  # type: ignore[arg-type]
+    if trig.get("hybrid"):
+        parts.append("5/25")
+    cal = str(trig.get("calendar", "D"))
+    parts.append({"D": "daily", "W": "weekly", "M": "monthly", "Q": "quarterly", "S": "semiannual", "A": "annual"}[cal])
+    parts.append(lot)
+    if dest == "edge":
+        parts.append("to edge")
+    if days:
+        parts.append(f"defer {days}d")
+    if wash:
+        parts.append("wash-aware")
+    if cooldown:
+        parts.append(f"cooldown {cooldown}d")
+    if place == "ira":
+        parts.append("in IRA")
+    return " ".join(parts)
+
+
+def compare(
+    policies: list[Policy], prices: Prices, targets: dict[str, float], profile: Profile, *, cash: float = 0.0,
+    lots: list[tuple[dt.date, str, Decimal, Decimal]] | None = None, flows: dict[dt.date, float] | None = None,
+    frictions: Frictions | None = None, actual: pl.DataFrame | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[pl.DataFrame, dict[str, Run]]:
+    """Metrics per policy (METRIC_SCHEMA + ``dominated``), and each run (for the trade log)."""
+    rows, runs = [], {}
+    for k, policy in enumerate(policies):
+        if progress:
+            progress(k, len(policies), policy.name)
+        run = simulate(policy, prices, targets, cash=cash, lots=lots, flows=flows, frictions=frictions or Frictions())
+        runs[policy.name] = run
+        rows.append(evaluate(run, prices, targets, profile))
+    if actual is not None:
+        run = replay(actual, prices, targets, lots)
+        runs["actual"] = run
+        rows.append(evaluate(run, prices, targets, profile, trades=actual))
+    frame = pl.DataFrame(rows, schema=METRIC_SCHEMA)
+    return frame.with_columns(pl.Series("dominated", _dominated(frame))), runs
+
+
+def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots: list[tuple[dt.date, str, Decimal, Decimal]] | None) -> Run:
+    """The actual trades as a path on the panel: holdings of the target symbols valued at the
+    panel's closes (for tracking error and drift), trades counted as events by day."""
+    names = list(targets)
+    idx = [prices.symbols.index(s) for s in names]
+    close = prices.close[:, idx]
+    q = np.zeros(len(names))
+    for acquired, symbol, quantity, _ in lots or []:
+        if symbol in names and acquired < prices.dates[0]:
+            q[names.index(symbol)] += float(quantity)
+    moves = trades.filter(pl.col("symbol").is_in(names) & pl.col("action").is_in(["buy", "sell", "reinvest"]))
+    by_day: dict[dt.date, list[tuple[int, float]]] = {}
+    for day, symbol, action, quantity in moves.select("trade_date", "symbol", "action", "quantity").iter_rows():
+        by_day.setdefault(day, []).append((names.index(symbol), float(quantity) * (-1 if action == "sell" else 1)))
+    values, weights, flows = np.zeros(len(prices.dates)), np.zeros((len(prices.dates), len(names))), np.zeros(len(prices.dates))
+    events = 0
+    pending = sorted(d for d in by_day if d < prices.dates[0])
+    for d in pending:
+        for j, dq in by_day[d]:
+            q[j] += dq
+    cursor = prices.dates[0]
+    for i, day in enumerate(prices.dates):
+        held = q * close[i]
+        total = held.sum()
+        weights[i] = held / total if total > 0 else 0
+        moved = [d for d in by_day if cursor < d <= day] if i else [d for d in by_day if d == day]
+        before = total
+        for d in moved:
+            for j, dq in by_day[d]:
+                q[j] += dq
+        if moved:
+            events += 1
+        values[i] = (q * close[i]).sum()
+        flows[i] = values[i] - before  # buying and selling move money in and out of the holdings
+        cursor = day
+    policy = Policy("actual", lots="fifo")
+    return Run(policy, [], [], values, flows, weights, events)
+
+
+def _dominated(frame: pl.DataFrame) -> list[bool]:
+    cost = [float(v) for v in frame.get_column("tax_and_fees").to_list()]
+    te = frame.get_column("tracking_error").to_list()
+    out = []
+    for i in range(frame.height):
+        out.append(any(cost[j] <= cost[i] and te[j] <= te[i] and (cost[j] < cost[i] or te[j] < te[i]) for j in range(frame.height)))
+    return out
