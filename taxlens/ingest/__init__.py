@@ -16,6 +16,12 @@ from taxlens.ingest.ibkr import IbkrFlex
 from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.schwab import Schwab
 
+# -- new adapters: one import and one registry line each (see ADAPTERS) --
+# ofx: import
+# kraken-binance: import
+# retail-brokers: import
+# ibkr-statement: import
+
 #: Every built-in adapter, in the order `taxlens formats` lists them. Explicit on purpose.
 ADAPTERS: dict[str, Adapter] = {
     adapter.NAME: adapter
@@ -25,6 +31,10 @@ ADAPTERS: dict[str, Adapter] = {
         IbkrFlex(),
         Coinbase(),
         Schwab(),
+        # ofx: entry
+        # kraken-binance: entry
+        # retail-brokers: entry
+        # ibkr-statement: entry
         OpeningLots(),
     )
 }
