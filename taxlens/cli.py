@@ -406,6 +406,42 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
 
 
 REPORT_FORMATS = ("terminal", "html", "8949", "txf", "json", "csv")
+MANIFEST = ".taxlens-written"  # in each folder taxlens writes reports to: name -> sha256 of what it wrote
+FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite files that taxlens did not write.")
+
+
+def _write_outputs(files: dict[Path, str], force: bool) -> None:
+    """Write report files, refusing (unless ``force``) to replace one taxlens did not write or
+    that was changed since: each folder keeps a manifest of what taxlens wrote there."""
+    import hashlib
+    import json
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    manifests: dict[Path, dict[str, str]] = {}
+    blocked = []
+    for path in files:
+        folder = path.parent
+        if folder not in manifests:
+            try:
+                manifests[folder] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifests[folder] = {}
+        if path.exists() and not force and manifests[folder].get(path.name) != digest(path.read_bytes()):
+            blocked.append(str(path))
+    if blocked:
+        raise click.ClickException(
+            f"not overwriting {', '.join(blocked)}: taxlens did not write {'it' if len(blocked) == 1 else 'them'} "
+            "(or it was changed since); pass --force, or choose another --out"
+        )
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        path.write_bytes(data)
+        manifests[path.parent][path.name] = digest(data)
+    for folder, manifest in manifests.items():
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
@@ -455,8 +491,9 @@ REPORT_FILES = {"html": "report-{y}.html", "8949": "form8949-{y}.csv", "txf": "t
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the report files.")
 @click.option("--open", "open_report", is_flag=True, help="Open the HTML report in the browser when done.")
+@FORCE_OPTION
 @click.pass_context
-def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_dir: str, open_report: bool) -> None:
+def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_dir: str, open_report: bool, force: bool) -> None:
     """Ingest EXPORTS (if any), book lots and wash sales, and report what the year cost.
 
     Prints a one-screen summary and writes, to --out: the HTML report (report-YEAR.html, charts
@@ -478,13 +515,9 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
         _print_problems(booked, err)
         render.terminal(a, out, book.config.tax)
         folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for fmt, pattern in REPORT_FILES.items():
-            path = folder / pattern.format(y=a.year)
-            path.write_text(_render(a, book, fmt), encoding="utf-8")
-            written.append(str(path))
-    out.print("Wrote " + ", ".join(written), markup=False)
+        files = {folder / pattern.format(y=a.year): _render(a, book, fmt) for fmt, pattern in REPORT_FILES.items()}
+        _write_outputs(files, force)
+    out.print("Wrote " + ", ".join(str(p) for p in files), markup=False)
     if open_report:
         import webbrowser
 
@@ -498,8 +531,9 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="terminal", show_default=True,
               help="terminal summary, HTML report, Form 8949 CSV, TXF, or every metric as JSON or CSV.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
+@FORCE_OPTION
 @click.pass_context
-def report(ctx: click.Context, year: int | None, fmt: str, output: str | None) -> None:
+def report(ctx: click.Context, year: int | None, fmt: str, output: str | None, force: bool) -> None:
     """The audit of one year over the database, in one format (see `taxlens audit`)."""
     with _book(ctx) as book:
         a, booked = _build(book, year)
@@ -509,7 +543,7 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None) -
             return
         text = _render(a, book, fmt)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        _write_outputs({Path(output): text}, force)
     else:
         sys.stdout.write(text)
 
@@ -589,12 +623,14 @@ SIM_COLUMNS = ["policy", "events", "trades", "turnover", "fees", "taxable_events
 @click.option("--actual/--no-actual", default=True, show_default=True, help="Replay the real trades as the policy `actual`.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False), help="Write every simulated trade, with its reason, to this CSV.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="The comparison with its frontier chart [default: reports/simulate-YEAR.html].")
+@FORCE_OPTION
 @FORMAT_OPTION
 @click.pass_context
 def simulate(ctx: click.Context, year: int | None, prices_file: str | None, target_opts: tuple[str, ...], cash: float | None,
              band: str | None, relative: str | None, hybrid: bool, calendar: str | None, lot_rules: str, destinations: str,
              defer: str | None, cooldown: int, wash_aware: bool, placement: str, flows: str, commission: float | None,
-             spread_bps: float | None, whole_shares: bool, actual: bool, log_file: str | None, html_file: str | None, fmt: str) -> None:
+             spread_bps: float | None, whole_shares: bool, actual: bool, log_file: str | None, html_file: str | None, force: bool,
+             fmt: str) -> None:
     """Compare rebalancing policies on the same prices, taxed exactly like the audit.
 
     Runs every combination of the options given (e.g. --band 1,2,5,10 --calendar M,Q,A
@@ -707,14 +743,14 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
         log = pl.DataFrame(rows, schema={"policy": pl.String, "date": pl.Date, "symbol": pl.String, "side": pl.String,
                                          "quantity": pl.Decimal(38, 18), "price": pl.Decimal(38, 18), "fee": pl.Decimal(38, 18),
                                          "reason": pl.String})
-        with open(log_file, "w", encoding="utf-8") as fh:
-            listing.write_csv(log, fh)
+        buf = io.StringIO()
+        listing.write_csv(log, buf)
+        _write_outputs({Path(log_file): buf.getvalue()}, force)
     page = Path(html_file) if html_file else Path("reports") / f"simulate-{chosen}.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
     start_state = f"{start_cash:,.2f} in cash" if start_cash else f"the {len(lots)} real lots open on {start}"
-    page.write_text(render.simulate_html(metrics, SIM_COLUMNS, targets=targets, source=panel.source, start=start,
-                                         end=panel.dates[-1], start_state=start_state, frictions=frictions,
-                                         profile=render._profile_text_plain(profile)), encoding="utf-8")
+    _write_outputs({page: render.simulate_html(metrics, SIM_COLUMNS, targets=targets, source=panel.source, start=start,
+                                               end=panel.dates[-1], start_state=start_state, frictions=frictions,
+                                               profile=render._profile_text_plain(profile))}, force)
     err.print(f"{len(policies)} policies simulated; wrote {page}", markup=False)
 
 

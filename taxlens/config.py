@@ -26,6 +26,7 @@ listed by ``taxlens accounts`` so the user can add them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from enum import StrEnum
@@ -198,7 +199,40 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         return Config.model_validate({**data, "path": str(file)})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{file}: {problems}") from exc
+        text = file.read_text(encoding="utf-8")
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            line = _line_of(text, loc)
+            where = f"{file}:{line}" if line else str(file)
+            problems.append(f"{where}: {'.'.join(loc)}: {err['msg']}")
+        raise ConfigError("; ".join(problems)) from exc
+
+
+_TABLE = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """The line of the TOML key at ``loc`` (e.g. ["accounts", "IRA", "type"]): the key's own line
+    inside the table that holds it, else the table's header line, else None."""
+
+    def parts(header: str) -> list[str]:
+        return [p.strip().strip('"').strip("'") for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', header)]
+
+    table: list[str] = []
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _TABLE.match(line):
+            table = parts(m.group(1))
+            if table == loc[: len(table)] and len(table) == len(loc):
+                best = best or number
+            continue
+        if m := _KEY.match(line):
+            key = m.group(1).strip('"').strip("'")
+            path = [*table, key]
+            if path == loc:
+                return number
+            if path == loc[: len(path)] and best is None:
+                best = number  # an inline table or array holding the key
+    return best

@@ -82,16 +82,36 @@ class Store:
         self.read_only = read_only
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no taxlens database here yet (run `taxlens ingest`)")
+        self.con = self._connect(read_only)
+        if read_only and self._pending():
+            # An older schema is upgraded even by a reading command: briefly open it for writing.
+            self.con.close()
+            self.con, self.read_only = self._connect(False), False
+            self._migrate()
+            self.con.close()
+            self.con, self.read_only = self._connect(True), True
+        self._migrate()
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
+            held = re.search(r"Conflicting lock is held in .*?\(PID (\d+)\)", str(exc))
+            if held or "Could not set lock" in str(exc):
+                pid = f" (process {held.group(1)})" if held else ""
+                raise StoreError(
+                    f"{self.path}: in use by another taxlens process{pid}; wait for it to finish and try again"
+                ) from exc
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
         # Timestamps render in UTC whatever the machine's zone; tax dates are computed apart.
-        self.con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'")
         # DuckDB draws its own progress bar on stdout for long queries: it would land in the
         # middle of `taxlens gains --format csv > file`. taxlens reports progress itself.
-        self.con.execute("SET enable_progress_bar = false")
-        self._migrate()
+        con.execute("SET enable_progress_bar = false")
+        return con
+
+    def _pending(self) -> bool:
+        return self.schema_version() < migrations()[-1][0]
 
     def __enter__(self) -> Store:
         return self

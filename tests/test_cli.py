@@ -128,7 +128,7 @@ def test_a_bad_config_is_a_clear_error(run, tmp_path: Path) -> None:  # type: ig
     write(tmp_path, "taxlens.toml", '[accounts."Roth"]\ntype = "roth"\n')
     result = run("accounts")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: taxlens.toml: accounts.Roth.type: Input should be")
+    assert result.output.startswith("Error: taxlens.toml:2: accounts.Roth.type: Input should be")
 
 
 def test_formats_lists_every_adapter(run) -> None:  # type: ignore[no-untyped-def]

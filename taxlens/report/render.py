@@ -249,7 +249,7 @@ def to_csv(a: Audit) -> str:
                 if isinstance(item, dict):
                     first = next(iter(item.values()), i)
                     for k, v in item.items():
-                        writer.writerow([section, f"{first}.{k}", neutralise(v)])
+                        writer.writerow([section, neutralise(f"{first}.{k}"), neutralise(v)])
                 else:
                     writer.writerow([section, str(i), neutralise(item)])
         else:
