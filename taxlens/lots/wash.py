@@ -166,7 +166,7 @@ def apply_wash_sales(
     run.go()
     problems = run.carry_problems(events)
     return Washed(
-        run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(), problems,
+        run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(base_lots), problems,
     )
 
 
@@ -336,11 +336,7 @@ class _Pass:
                 held = disposed - adj_acq
                 for rep, m, amount in self.groups[(hh, grp)].match(lot, pq, -gain, disposed, applies, held):  # type: ignore[index]
                     status = (PERMANENT if rep.role == ADVANTAGED else DEFERRED) if applies else INFO
-                    self.w.append((
-                        hh, grp, acc, sym, tid, disposed, lid, m, amount, rep.account, rep.symbol, rep.lot_id,
-                        rep.acquired, rep.seq, held, status, rep.account == acc and rep.symbol == sym and status != INFO,
-                        seq, src,
-                    ))
+                    self.w.append((j, rep.i, m, amount, held, status))
                     if applies:
                         disallowed += amount
                         if rep.role == TAXABLE:
@@ -419,22 +415,31 @@ class _Pass:
         rest = rows.filter(~pl.col("_i").is_in(pl.Series(sorted(self.touched), dtype=pl.UInt32).implode()))
         return pl.concat([rest, cut.select(rest.columns)]).sort("_i", maintain_order=True).drop("_i")
 
-    def washes_frame(self) -> pl.DataFrame:
+    def washes_frame(self, lots: pl.DataFrame) -> pl.DataFrame:
+        """The matches as WASH_SCHEMA rows: the loss slice's columns gathered from the slices by
+        row, the replacement's from ``lots`` (the base lots frame) by row."""
         if not self.w:
             return pl.DataFrame(schema=WASH_SCHEMA)
         from taxlens.lots._loopfast import FastLoop
 
-        cols = list(zip(*self.w, strict=True))
-        names = list(WASH_SCHEMA)
-        data: dict[str, pl.Series] = {}
-        for name, values in zip(names, cols, strict=True):
-            if WASH_SCHEMA[name] == DECIMAL:
-                data[name] = FastLoop._decimals(list(values))  # type: ignore[arg-type]
-            elif WASH_SCHEMA[name] == pl.Date():
-                data[name] = pl.Series(values, dtype=pl.Int32).cast(pl.Date)
-            else:
-                data[name] = pl.Series(values, dtype=WASH_SCHEMA[name])
-        return pl.DataFrame([s.alias(n) for n, s in data.items()])
+        j, lot_row, m, amount, held, status = (list(c) for c in zip(*self.w, strict=True))
+        sale = self.d.select(
+            pl.col("_hh").alias("household"), pl.col("_grp").alias("wash_group"), "account", "symbol", "sell_trade_id",
+            "disposed", "lot_id", "seq", "source",
+        )[pl.Series(j, dtype=pl.UInt32)]
+        rep = lots.select(
+            pl.col("account").alias("replacement_account"), pl.col("symbol").alias("replacement_symbol"),
+            pl.col("lot_id").alias("replacement_lot_id"), pl.col("acquired").alias("replacement_acquired"),
+            pl.col("seq").alias("replacement_seq"),
+        )[pl.Series(lot_row, dtype=pl.UInt32)]
+        frame = pl.concat([sale, rep], how="horizontal").with_columns(
+            FastLoop._decimals(m).alias("quantity"), FastLoop._decimals(amount).alias("disallowed"),
+            pl.Series(held, dtype=pl.Int32).alias("tacked_days"), pl.Series(status, dtype=pl.String).alias("status"),
+        )
+        return frame.with_columns(
+            ((pl.col("replacement_account") == pl.col("account")) & (pl.col("replacement_symbol") == pl.col("symbol"))
+             & (pl.col("status") != INFO)).alias("broker_reported")
+        ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
     def carry_problems(self, events: pl.DataFrame) -> list[RowError]:
         """Adjusted lots in positions with splits or transfers: the ranges this pass tracks do
