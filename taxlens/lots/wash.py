@@ -272,7 +272,6 @@ class _Pass:
         acq_, disp_, gain_ = days(d, "acquired"), days(d, "disposed"), units(d, "gain")
         seq_, lseq_, scope_, lid_ = d["seq"].to_list(), d["lot_seq"].to_list(), d["scope"].to_list(), d["lot_id"].to_list()
         hh_, grp_, sym_ = d["_hh"].to_list(), d["_grp"].to_list(), d["symbol"].to_list()
-        acc_, tid_, src_ = d["account"].to_list(), d["sell_trade_id"].to_list(), d["source"].to_list()
         groups = self.groups
         # A slice can start a wash only if it is a taxable sale of a group with acquisitions.
         can_wash = (
@@ -308,7 +307,7 @@ class _Pass:
                 else:
                     pieces = self._by_term(_cut(lot.segs, c0, c0 + q), acq_[j], disp_[j])  # type: ignore[union-attr]
                 self._slice(j, lot, pieces, q, proc_[j], basis_[j], acq_[j], disp_[j], can_wash[j],
-                            (hh_[j], grp_[j], acc_[j], sym_[j], tid_[j], lid_[j], seq_[j], src_[j]), i_[j])
+                            (hh_[j], grp_[j], sym_[j]), i_[j])
             k = end
 
     def _slice(
@@ -316,7 +315,7 @@ class _Pass:
         basis: int | None, acquired: int, disposed: int, can_wash: bool, about: tuple[object, ...], i: int,
     ) -> None:
         """Wash what is a loss among ``pieces`` of slice ``j`` and record its output rows."""
-        hh, grp, acc, sym, tid, lid, seq, src = about
+        hh, grp, sym = about
         changed = len(pieces) > 1 or pieces[0][1] != 0
         rows = []
         cum = 0
