@@ -15,6 +15,7 @@ Not part of the test run; no assertions.
     python tests/bench/bench_book.py                          # N = 100,000 and 1,000,000
     python tests/bench/bench_book.py --sizes 10000000 --repeat 3
     python tests/bench/bench_book.py --sizes 100000 --method hifo
+    python tests/bench/bench_book.py --no-wash            # booking alone, as the baseline does
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def slices(stderr: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def bench(n: int, repeat: int, method: str) -> None:
+def bench(n: int, repeat: int, method: str, wash: bool = True) -> None:
     DATA.mkdir(exist_ok=True)
     csv_path = DATA / f"book_{n}.csv"
     if not csv_path.exists():
@@ -202,6 +203,9 @@ def bench(n: int, repeat: int, method: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "baseline.py"
         script.write_text(BASELINE)
+        # taxlens reads ./taxlens.toml: with --no-wash, book without the wash-sale pass (the
+        # baseline has none), to see booking alone.
+        (Path(tmp) / "taxlens.toml").write_text("" if wash else "[wash_sales]\napply = false\n")
         for i in range(repeat):
             db = str(Path(tmp) / f"run{i}.duckdb")
             w1, r1, ingest_err = run([py, "-m", "taxlens", "--db", db, "ingest", "-q", str(csv_path)], tmp)
@@ -215,7 +219,8 @@ def bench(n: int, repeat: int, method: str) -> None:
             for leftover in Path(tmp).glob(f"run{i}.duckdb*"):
                 leftover.unlink()
     base = statistics.median(walls["baseline (FIFO)"])
-    print(f"\nN = {n:,} trades, method {method}, median of {repeat} (min-max), {os.cpu_count()} cores, load average {load:.1f} at the start")
+    print(f"\nN = {n:,} trades, method {method}, wash sales {'on' if wash else 'off'}, median of {repeat} (min-max), "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the start")
     print(f"{'path':<30} {'seconds':>8} {'min-max':>13} {'peak RSS MB':>12} {'trades/s':>11} {'baseline/this':>14}")
     for path in paths:
         med = statistics.median(walls[path])
@@ -235,9 +240,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated trade counts")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--method", default="fifo", choices=["fifo", "lifo", "hifo", "taxmin"])
+    parser.add_argument("--no-wash", action="store_true", help="book without the wash-sale pass ([wash_sales] apply = false)")
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
-        bench(n, args.repeat, args.method)
+        bench(n, args.repeat, args.method, wash=not args.no_wash)
 
 
 if __name__ == "__main__":
