@@ -55,7 +55,7 @@ def fits(value: Decimal) -> str | None:
     """Return why ``value`` can't be stored exactly at DECIMAL(38,18), or None if it can."""
     if not value.is_finite():
         return "is not a finite number"
-    if abs(value) >= _MAX_ABS:
+    if value and value.adjusted() >= PRECISION - SCALE:  # abs() would overflow on 1e9999999
         return f"is too large (at most {PRECISION - SCALE} digits before the decimal point)"
     if value != value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE):
         return f"has more than {SCALE} decimal places"
@@ -64,7 +64,10 @@ def fits(value: Decimal) -> str | None:
 
 def to_scale(value: Decimal) -> Decimal:
     """Round to the storage scale (half-even). Only for informational figures such as a price
-    a broker computed with more digits than it has meaning; quantities must fit exactly."""
+    a broker computed with more digits than it has meaning; quantities must fit exactly. A value
+    too large for the storage scale is returned as it is, for ``fits`` to reject."""
+    if value and value.adjusted() >= PRECISION - SCALE:
+        return value
     return value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 

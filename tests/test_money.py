@@ -47,3 +47,12 @@ def test_cents_rounds_half_up_only_when_rendering() -> None:
     assert plain(Decimal("1.500000000000000000")) == "1.5"
     assert plain(Decimal("0E-18")) == "0"
     assert plain(Decimal("1E+2")) == "100"
+
+
+def test_to_scale_leaves_a_huge_value_for_fits_to_reject() -> None:
+    """A price of 1e999 (a damaged export) must become a row error, not an exception."""
+    from taxlens.money import fits, to_scale
+
+    huge = D("1e999")
+    assert to_scale(huge) == huge
+    assert fits(to_scale(huge)) == "is too large (at most 20 digits before the decimal point)"
