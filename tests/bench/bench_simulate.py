@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from taxlens.simulate.engine import Frictions  # noqa: E402
-from taxlens.simulate.prices import Prices  # noqa: E402
-from taxlens.simulate.sweep import compare, grid  # noqa: E402
-from taxlens.tax.federal import Profile  # noqa: E402
+from taxlens.simulate.engine import Frictions
+from taxlens.simulate.prices import Prices
+from taxlens.simulate.sweep import compare, grid
+from taxlens.tax.federal import Profile
 
 SYMBOLS = [f"S{i:02d}" for i in range(20)]
 
@@ -79,7 +79,7 @@ def main() -> None:
         p = prices(years)
         ps = policies()
         t = time.perf_counter()
-        metrics, runs = compare(ps, p, targets, profile, cash=1_000_000.0, frictions=Frictions(commission=Decimal(1)))
+        _metrics, runs = compare(ps, p, targets, profile, cash=1_000_000.0, frictions=Frictions(commission=Decimal(1)))
         wall = time.perf_counter() - t
         trades = sum(len(r.trades) for r in runs.values())
         base = baseline(p, len(ps))
