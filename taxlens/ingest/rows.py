@@ -23,7 +23,6 @@ from taxlens.ingest.csvscan import read_rows
 from taxlens.money import PRECISION, SCALE, D, NotANumber, fits, to_scale
 
 _DIGITS = PRECISION - SCALE
-_LIMIT = Decimal(10) ** _DIGITS
 
 #: A predicate over a record's stripped fields: is this the header?
 HeaderTest = Callable[[list[str]], bool]
@@ -90,7 +89,7 @@ class Row:
             value = D(text)
         except NotANumber as exc:
             raise problem(column, text, f"is not a number (expected {expected})") from exc
-        if abs(value) >= _LIMIT:
+        if value and value.adjusted() >= _DIGITS:  # abs() would overflow on 1e9999999
             expected = f"(expected at most {_DIGITS} digits before the decimal point)"
             raise problem(column, text, f"is too large {expected}")
         return value
