@@ -1,8 +1,12 @@
 """Ingest: broker exports → normalized trades → the store. First stage of the pipeline.
 
 Files: ``base.py`` (the Adapter protocol, Source, Context, Extracted), ``csvscan.py`` (CSV
-records with true line numbers), ``frame.py`` (the normalized frame), one module per source
-(``generic.py``, ``alpaca.py``, ``ibkr.py``, ``coinbase.py``, ``schwab.py``), and this registry.
+records with true line numbers), ``rows.py`` and ``brokercsv.py`` (row readers for the
+low-volume CSVs), ``exchange.py`` (spent/received → trades, for crypto exchanges), ``frame.py``
+(the normalized frame), one module per source (``generic.py``, ``alpaca.py``, ``ibkr.py``,
+``ibkr_statement.py``, ``coinbase.py``, ``schwab.py``, ``fidelity.py``, ``robinhood.py``,
+``vanguard.py``, ``etrade.py``, ``kraken.py``, ``binance.py``, ``ofx.py``, ``openlots.py``), and
+this registry.
 """
 
 from __future__ import annotations
@@ -13,14 +17,9 @@ from taxlens.ingest.base import Adapter, Context, Extracted, Source
 from taxlens.ingest.coinbase import Coinbase
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
 from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.ofx import Ofx
 from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.schwab import Schwab
-
-# -- new adapters: one import and one registry line each (see ADAPTERS) --
-# ofx: import
-# kraken-binance: import
-# retail-brokers: import
-# ibkr-statement: import
 
 #: Every built-in adapter, in the order `taxlens formats` lists them. Explicit on purpose.
 ADAPTERS: dict[str, Adapter] = {
@@ -31,10 +30,7 @@ ADAPTERS: dict[str, Adapter] = {
         IbkrFlex(),
         Coinbase(),
         Schwab(),
-        # ofx: entry
-        # kraken-binance: entry
-        # retail-brokers: entry
-        # ibkr-statement: entry
+        Ofx(),
         OpeningLots(),
     )
 }
