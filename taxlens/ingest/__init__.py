@@ -14,9 +14,11 @@ from __future__ import annotations
 from taxlens.errors import FormatError
 from taxlens.ingest.alpaca import Alpaca
 from taxlens.ingest.base import Adapter, Context, Extracted, Source
+from taxlens.ingest.binance import Binance
 from taxlens.ingest.coinbase import Coinbase
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
 from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.kraken import Kraken
 from taxlens.ingest.ofx import Ofx
 from taxlens.ingest.openlots import OpeningLots
 from taxlens.ingest.schwab import Schwab
@@ -31,6 +33,8 @@ ADAPTERS: dict[str, Adapter] = {
         Coinbase(),
         Schwab(),
         Ofx(),
+        Kraken(),
+        Binance(),
         OpeningLots(),
     )
 }
