@@ -16,12 +16,16 @@ from taxlens.ingest.alpaca import Alpaca
 from taxlens.ingest.base import Adapter, Context, Extracted, Source
 from taxlens.ingest.binance import Binance
 from taxlens.ingest.coinbase import Coinbase
+from taxlens.ingest.etrade import Etrade
+from taxlens.ingest.fidelity import Fidelity
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
 from taxlens.ingest.ibkr import IbkrFlex
 from taxlens.ingest.kraken import Kraken
 from taxlens.ingest.ofx import Ofx
 from taxlens.ingest.openlots import OpeningLots
+from taxlens.ingest.robinhood import Robinhood, RobinhoodCrypto
 from taxlens.ingest.schwab import Schwab
+from taxlens.ingest.vanguard import Vanguard
 
 #: Every built-in adapter, in the order `taxlens formats` lists them. Explicit on purpose.
 ADAPTERS: dict[str, Adapter] = {
@@ -35,6 +39,11 @@ ADAPTERS: dict[str, Adapter] = {
         Ofx(),
         Kraken(),
         Binance(),
+        Fidelity(),
+        Robinhood(),
+        RobinhoodCrypto(),
+        Vanguard(),
+        Etrade(),
         OpeningLots(),
     )
 }
