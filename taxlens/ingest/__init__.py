@@ -20,6 +20,7 @@ from taxlens.ingest.etrade import Etrade
 from taxlens.ingest.fidelity import Fidelity
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
 from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.ibkr_statement import IbkrStatement
 from taxlens.ingest.kraken import Kraken
 from taxlens.ingest.ofx import Ofx
 from taxlens.ingest.openlots import OpeningLots
@@ -44,6 +45,7 @@ ADAPTERS: dict[str, Adapter] = {
         RobinhoodCrypto(),
         Vanguard(),
         Etrade(),
+        IbkrStatement(),
         OpeningLots(),
     )
 }

@@ -6,6 +6,8 @@ VARIOUS), ``sold``, ``proceeds``, ``basis``, ``adjustment`` (wash sale disallowe
 ``term`` and ``source`` (path:line):
 
 * IBKR "Worksheet for Form 8949" CSV (``Part``/``Box``/``Header``/``Data`` rows, formats.md §10);
+* IBKR Activity Statement CSV (its Trades section's ClosedLot rows, formats.md §2c; read by
+  ``taxlens.ingest.ibkr_statement.closed_lots``);
 * a generic CSV with a header naming ``symbol`` (or ``description``), ``quantity`` (optional when
   the description starts with it), ``date_sold``, ``proceeds``, ``cost_basis`` and optionally
   ``date_acquired``, ``adjustment`` (or ``wash_sale_disallowed``) and ``term`` (or ``part``);
@@ -79,7 +81,17 @@ def read_broker(path: str | Path) -> pl.DataFrame:
     rows = list(csv.reader(io.StringIO(text)))
     if rows and rows[0] and rows[0][0] == "Title" and "8949" in ",".join(rows[0]):
         return _ibkr_worksheet(name, rows)
+    if rows and rows[0][:2] in (["Statement", "Header"], ["Trades", "Header"]):
+        return _ibkr_statement(path)
     return _generic(name, rows)
+
+
+def _ibkr_statement(path: str | Path) -> pl.DataFrame:
+    """The ClosedLot rows of an IBKR Activity Statement (the broker's own lot matching)."""
+    from taxlens.ingest.base import Source
+    from taxlens.ingest.ibkr_statement import closed_lots
+
+    return closed_lots(Source.read(path))
 
 
 def _ibkr_worksheet(name: str, rows: list[list[str]]) -> pl.DataFrame:
