@@ -4,9 +4,9 @@ Files: ``base.py`` (the Adapter protocol, Source, Context, Extracted), ``csvscan
 records with true line numbers), ``rows.py`` and ``brokercsv.py`` (row readers for the
 low-volume CSVs), ``exchange.py`` (spent/received → trades, for crypto exchanges), ``frame.py``
 (the normalized frame), one module per source (``generic.py``, ``alpaca.py``, ``ibkr.py``,
-``ibkr_statement.py``, ``coinbase.py``, ``schwab.py``, ``fidelity.py``, ``robinhood.py``,
-``vanguard.py``, ``etrade.py``, ``kraken.py``, ``binance.py``, ``ofx.py``, ``openlots.py``), and
-this registry.
+``ibkr_statement.py``, ``ibkr_history.py``, ``coinbase.py``, ``schwab.py``, ``fidelity.py``,
+``robinhood.py``, ``vanguard.py``, ``etrade.py``, ``kraken.py``, ``binance.py``, ``ofx.py``,
+``openlots.py``), and this registry.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from taxlens.ingest.etrade import Etrade
 from taxlens.ingest.fidelity import Fidelity
 from taxlens.ingest.generic import GenericCsv, Layout, load_mapping
 from taxlens.ingest.ibkr import IbkrFlex
+from taxlens.ingest.ibkr_history import IbkrHistory
 from taxlens.ingest.ibkr_statement import IbkrStatement
 from taxlens.ingest.kraken import Kraken
 from taxlens.ingest.ofx import Ofx
@@ -46,6 +47,7 @@ ADAPTERS: dict[str, Adapter] = {
         Vanguard(),
         Etrade(),
         IbkrStatement(),
+        IbkrHistory(),
         OpeningLots(),
     )
 }
