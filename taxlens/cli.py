@@ -614,7 +614,10 @@ SIM_COLUMNS = ["policy", "events", "trades", "turnover", "fees", "taxable_events
 @click.option("--defer", help="Defer sales of short-term gains turning long-term within N days, e.g. 0,30.")
 @click.option("--cooldown", type=int, default=0, help="At least this many days between rebalances.")
 @click.option("--wash-aware", is_flag=True, help="Skip buys that would wash a loss sale of the last 30 days.")
-@click.option("--placement", default="taxable", show_default=True, help="taxable, ira (the same trades in a tax-deferred account).")
+@click.option("--placement", default="taxable", show_default=True,
+              help="taxable, ira (the same trades in a tax-deferred account), location (the least tax-efficient holdings in one).")
+@click.option("--ira-share", type=float, default=0.3, show_default=True,
+              help="location: the tax-deferred account's share of the portfolio.")
 @click.option("--flows", type=click.Choice(["none", "actual"]), default="none", show_default=True,
               help="Cash flows: none, or the real deposits and withdrawals.")
 @click.option("--commission", type=float, help="Per trade [default: [simulate] commission].")
@@ -628,7 +631,7 @@ SIM_COLUMNS = ["policy", "events", "trades", "turnover", "fees", "taxable_events
 @click.pass_context
 def simulate(ctx: click.Context, year: int | None, prices_file: str | None, target_opts: tuple[str, ...], cash: float | None,
              band: str | None, relative: str | None, hybrid: bool, calendar: str | None, lot_rules: str, destinations: str,
-             defer: str | None, cooldown: int, wash_aware: bool, placement: str, flows: str, commission: float | None,
+             defer: str | None, cooldown: int, wash_aware: bool, placement: str, ira_share: float, flows: str, commission: float | None,
              spread_bps: float | None, whole_shares: bool, actual: bool, log_file: str | None, html_file: str | None, force: bool,
              fmt: str) -> None:
     """Compare rebalancing policies on the same prices, taxed exactly like the audit.
@@ -705,7 +708,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
         bad = [c for c in _words(calendar) if c not in ("D", "W", "M", "Q", "S", "A")]
         bad += [m for m in _words(lot_rules) if m not in ("fifo", "lifo", "hifo", "taxmin")]
         bad += [t for t in _words(destinations) if t not in ("target", "edge")]
-        bad += [p for p in _words(placement) if p not in ("taxable", "ira")]
+        bad += [p for p in _words(placement) if p not in ("taxable", "ira", "location")]
         if bad:
             raise click.ClickException(f"unknown value(s): {', '.join(bad)} (see `taxlens simulate --help`)")
         policies = grid(
@@ -723,7 +726,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
                 bar.update(task, completed=k, description=f"simulate {name}")
 
             metrics, runs = compare(policies, panel, targets, profile, cash=start_cash or 0.0, lots=lots, flows=cash_flows,
-                                    frictions=frictions, actual=replayed, progress=step)
+                                    frictions=frictions, actual=replayed, progress=step, ira_share=ira_share)
     columns = SIM_TABLE_COLUMNS if fmt == "table" else SIM_COLUMNS
     shown = metrics.select(columns).with_columns(
         pl.col("turnover").round(3), pl.col("tracking_error").round(5), pl.col("drift_max").round(5),

@@ -39,6 +39,7 @@ from taxlens.tax.federal import Profile, estimate
 
 MICRO = 1_000_000
 ACCOUNT = "simulated"
+IRA_ACCOUNT = "simulated IRA"
 CALENDARS = {"D": "every date", "W": "weekly", "M": "monthly", "Q": "quarterly", "S": "semiannual", "A": "annual"}
 
 
@@ -68,7 +69,8 @@ class Policy:
     lots: str = "fifo"
     defer_days: int = 0
     wash_aware: bool = False
-    placement: str = "taxable"  # taxable | ira (the same trades inside a tax-deferred account)
+    placement: str = "taxable"  # taxable | ira (the same trades inside a tax-deferred account) | location
+    ira_symbols: tuple[str, ...] = ()  # location: the holdings kept in the tax-deferred account
 
     @property
     def banded(self) -> bool:
@@ -276,20 +278,29 @@ TRADE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+def account_of(policy: Policy, symbol: str) -> str:
+    """Where the policy holds ``symbol``: the taxable account, or the tax-deferred one."""
+    if policy.placement == "ira" or (policy.placement == "location" and symbol in policy.ira_symbols):
+        return IRA_ACCOUNT
+    return ACCOUNT
+
+
 def trade_frame(run: Run) -> pl.DataFrame:
     """The run's trades (and its opening lots) as stored trades: what ``book`` reads."""
     rows = []
     for k, (acquired, symbol, micro, basis) in enumerate(run.opening):
-        rows.append(_row(f"O{k}", acquired, symbol, "buy", micro, None, Decimal(0), -basis, "opening lot"))
+        rows.append(_row(f"O{k}", acquired, symbol, "buy", micro, None, Decimal(0), -basis, "opening lot", account_of(run.policy, symbol)))
     for k, (day, symbol, side, micro, price, fee, reason) in enumerate(run.trades):
-        rows.append(_row(f"S{k}", day, symbol, side, micro, Decimal(f"{price:.6f}"), Decimal(f"{fee:.2f}"), None, reason))
+        rows.append(_row(f"S{k}", day, symbol, side, micro, Decimal(f"{price:.6f}"), Decimal(f"{fee:.2f}"), None, reason,
+                         account_of(run.policy, symbol)))
     return pl.DataFrame(rows, schema=TRADE_COLUMNS)
 
 
 def _row(tid: str, day: dt.date, symbol: str, action: str, micro: int, price: Decimal | None, fee: Decimal,
-         amount: Decimal | None, note: str) -> dict[str, object]:
+         amount: Decimal | None, note: str, account: str = ACCOUNT) -> dict[str, object]:
     return {
-        "id": tid, "trade_date": day, "ts": None, "account": ACCOUNT, "account_type": "taxable", "owner": "self",
+        "id": tid, "trade_date": day, "ts": None, "account": account,
+        "account_type": "traditional_ira" if account == IRA_ACCOUNT else "taxable", "owner": "self",
         "symbol": symbol, "asset_class": "equity", "action": action, "quantity": Decimal(micro) / MICRO, "price": price,
         "fee": fee, "fee_currency": "USD", "currency": "USD", "amount": amount, "order_id": None, "lot_id": None,
         "note": note, "source": f"simulation:{tid}", "adapter": "simulate", "trade_id": tid,
@@ -307,20 +318,14 @@ METRIC_SCHEMA: dict[str, pl.DataType] = {
 def evaluate(run: Run, prices: Prices, targets: dict[str, float], profile: Profile, trades: pl.DataFrame | None = None) -> dict[str, object]:
     """Book the run's trades (``trades`` instead, for the actual replay) and measure it."""
     frame = trades if trades is not None else trade_frame(run)
-    role = ADVANTAGED if run.policy.placement == "ira" else TAXABLE
-    accounts = sorted(set(frame.get_column("account").to_list()))
-    settings = Settings(
-        default_method=run.policy.lots,
-        wash=WashSettings(accounts=tuple((a, "self", role) for a in accounts) if trades is None else ()),
-    )
-    if trades is not None:
-        settings = replace(settings, wash=WashSettings())
+    roles = ((ACCOUNT, "self", TAXABLE), (IRA_ACCOUNT, "self", ADVANTAGED))
+    settings = Settings(default_method=run.policy.lots, wash=WashSettings(accounts=roles if trades is None else ()))
     booked = book(frame, settings)
     start, end = prices.dates[0], prices.dates[-1]
     disposals = booked.disposals.filter(pl.col("disposed").is_between(start, end))
-    if run.policy.placement == "ira":
-        disposals = disposals.clear()
-    elif trades is not None:
+    if trades is None:
+        disposals = disposals.filter(pl.col("account") == ACCOUNT)  # the IRA's sales are not taxed
+    else:
         taxable = set(trades.filter(pl.col("account_type").fill_null("taxable") == "taxable").get_column("account").to_list())
         disposals = disposals.filter(pl.col("account").is_in(list(taxable)))
     known = disposals.filter(pl.col("gain").is_not_null())

@@ -68,6 +68,8 @@ def _name(trig: dict[str, object], lot: str, dest: str, days: int, place: str, w
         parts.append(f"cooldown {cooldown}d")
     if place == "ira":
         parts.append("in IRA")
+    if place == "location":
+        parts.append("located")
     return " ".join(parts)
 
 
@@ -75,13 +77,17 @@ def compare(
     policies: list[Policy], prices: Prices, targets: dict[str, float], profile: Profile, *, cash: float = 0.0,
     lots: list[tuple[dt.date, str, Decimal, Decimal]] | None = None, flows: dict[dt.date, float] | None = None,
     frictions: Frictions | None = None, actual: pl.DataFrame | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[int, int, str], None] | None = None, ira_share: float = 0.3,
 ) -> tuple[pl.DataFrame, dict[str, Run]]:
-    """Metrics per policy (METRIC_SCHEMA + ``dominated``), and each run (for the trade log)."""
+    """Metrics per policy (METRIC_SCHEMA + ``dominated``), and each run (for the trade log).
+    A ``location`` policy holds its least tax-efficient holdings in a tax-deferred account
+    that is ``ira_share`` of the portfolio (see ``locate``)."""
     rows, runs = [], {}
     for k, policy in enumerate(policies):
         if progress:
             progress(k, len(policies), policy.name)
+        if policy.placement == "location" and not policy.ira_symbols:
+            policy = locate(policy, prices, targets, profile, ira_share, cash=cash, lots=lots, flows=flows, frictions=frictions)
         run = simulate(policy, prices, targets, cash=cash, lots=lots, flows=flows, frictions=frictions or Frictions())
         runs[policy.name] = run
         rows.append(evaluate(run, prices, targets, profile))
@@ -91,6 +97,36 @@ def compare(
         rows.append(evaluate(run, prices, targets, profile, trades=actual))
     frame = pl.DataFrame(rows, schema=METRIC_SCHEMA)
     return frame.with_columns(pl.Series("dominated", _dominated(frame))), runs
+
+
+def locate(policy: Policy, prices: Prices, targets: dict[str, float], profile: Profile, ira_share: float, **run_args: object) -> Policy:
+    """Asset location: run the policy all-taxable, rank the holdings by the taxable gain they
+    realized per dollar of target weight (short-term gains counted in full, long-term at
+    half: the rate gap), and put the costliest in the tax-deferred account while their target
+    weights fit in ``ira_share`` of the portfolio. Returns the policy with ``ira_symbols``."""
+    from dataclasses import replace
+
+    from taxlens.lots.book import book
+    from taxlens.lots.events import Settings
+    from taxlens.simulate.engine import trade_frame
+
+    taxable = replace(policy, placement="taxable")
+    run = simulate(taxable, prices, targets, **run_args)  # type: ignore[arg-type]
+    disposals = book(trade_frame(run), Settings(default_method=policy.lots)).disposals
+    weight = pl.when(pl.col("term") == "long").then(0.5).otherwise(1.0)
+    cost = (
+        disposals.filter(pl.col("gain") > 0)
+        .group_by("symbol").agg((pl.col("gain").cast(pl.Float64) * weight).sum().alias("cost"))  # a ranking, not money
+    )
+    per = {s: 0.0 for s in targets} | {s: c for s, c in cost.iter_rows() if s in targets}
+    ranked = sorted(targets, key=lambda s: (-per[s] / targets[s], s))
+    chosen, room = [], ira_share
+    for symbol in ranked:
+        if per[symbol] > 0 and targets[symbol] <= room + 1e-12:
+            chosen.append(symbol)
+            room -= targets[symbol]
+    name = f"{policy.name.removesuffix(' located')} located (IRA: {', '.join(sorted(chosen)) or 'none'})"
+    return replace(policy, ira_symbols=tuple(sorted(chosen)), name=name)
 
 
 def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots: list[tuple[dt.date, str, Decimal, Decimal]] | None) -> Run:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -190,3 +191,30 @@ def test_cli_simulate_with_a_price_file(run, tmp_path: Path) -> None:  # type: i
     assert "no targets" not in bad.stderr
     nothing = run("simulate", "--prices", "p.csv", "--target", "VTI=0.7", "--target", "MSFT=0.7")
     assert nothing.exit_code == 1 and "add up to" in nothing.stderr
+
+
+def test_asset_location_puts_the_costliest_holding_in_the_ira() -> None:
+    """Three holdings, a 35 % IRA: the run all-taxable ranks them by gain realized per dollar of
+    target; the costliest that fits (30 %) moves to the IRA, its gains stop being taxed, and
+    the trades stay the same."""
+    rng = np.random.default_rng(5)
+    days = 260
+    dates, day = [], dt.date(2025, 1, 2)
+    while len(dates) < days:
+        if day.weekday() < 5:
+            dates.append(day)
+        day += dt.timedelta(days=1)
+    steps = rng.normal([0.002, 0.0, 0.0005], [0.02, 0.002, 0.01], size=(days, 3))
+    steps[0] = 0
+    close = 100 * np.exp(np.cumsum(steps, axis=0))
+    p = Prices(dates, ["AAA", "BBB", "CCC"], close, np.zeros_like(close), np.ones_like(close), "test")
+    targets = {"AAA": 0.3, "BBB": 0.3, "CCC": 0.4}
+    base = Policy("band 2pp daily fifo", band=0.02)
+    metrics, runs = compare([base, replace(base, name="band 2pp daily fifo located", placement="location")], p, targets, PROFILE,
+                            cash=100_000.0, ira_share=0.35)
+    taxable, located = metrics.row(0, named=True), metrics.row(1, named=True)
+    assert located["policy"] == "band 2pp daily fifo located (IRA: AAA)"
+    assert located["trades"] == taxable["trades"]
+    assert 0 <= located["tax"] < taxable["tax"]
+    ira_trades = trade_frame(runs[located["policy"]]).filter(pl.col("account") == "simulated IRA")
+    assert set(ira_trades.get_column("symbol").to_list()) == {"AAA"}
