@@ -40,7 +40,7 @@ def _floats(values: list[Decimal | int | None]) -> list[float]:
 
 def trades_per_week(weekly: pl.DataFrame, threshold: int) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 2.4))
+    fig, ax = plt.subplots(figsize=(12, 3.2))
     weeks = weekly.get_column("week").to_list()
     trades = weekly.get_column("trades").to_list()
     colors = [_ACCENT if t > threshold else _LONG for t in trades]
@@ -54,7 +54,7 @@ def trades_per_week(weekly: pl.DataFrame, threshold: int) -> str:
 
 def cumulative_gain(cumulative: pl.DataFrame) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 2.4))
+    fig, ax = plt.subplots(figsize=(12, 3.2))
     dates = cumulative.get_column("date").to_list()
     ax.step(dates, _floats(cumulative.get_column("short").to_list()), where="post", color=_SHORT, label="short-term")
     ax.step(dates, _floats(cumulative.get_column("long").to_list()), where="post", color=_LONG, label="long-term")
@@ -68,7 +68,7 @@ def cumulative_gain(cumulative: pl.DataFrame) -> str:
 
 def monthly_bars(monthly: pl.DataFrame, column: str, title: str, color: str) -> str:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(3.6, 2.4))
+    fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = [m.strftime("%b") for m in monthly.get_column("month").to_list()]
     ax.bar(labels, _floats(monthly.get_column(column).to_list()), color=color)
     ax.axhline(0, color="#999999", linewidth=0.6)
@@ -80,7 +80,7 @@ def monthly_bars(monthly: pl.DataFrame, column: str, title: str, color: str) -> 
 def top_symbols(symbols: pl.DataFrame, n: int = 10) -> str:
     plt = _pyplot()
     top = symbols.head(n).reverse()
-    fig, ax = plt.subplots(figsize=(7.5, 0.3 * max(top.height, 2) + 0.8))
+    fig, ax = plt.subplots(figsize=(12, 0.32 * max(top.height, 2) + 1.0))
     ax.barh(top.get_column("symbol").to_list(), _floats(top.get_column("tax").to_list()), color=_SHORT)
     ax.axvline(0, color="#999999", linewidth=0.6)
     ax.set_title("Tax caused, by symbol")
@@ -92,7 +92,7 @@ def frontier(metrics: pl.DataFrame) -> str:
     """Tax plus fees against tracking error, one point per policy: dominated ones grey, the
     actual trades marked."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    fig, ax = plt.subplots(figsize=(12, 5))
     for r in metrics.iter_rows(named=True):
         x, y = float(r["tracking_error"]) * 100, float(r["tax_and_fees"])
         if r["policy"] == "actual":
