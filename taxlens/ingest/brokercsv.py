@@ -15,13 +15,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from taxlens.errors import FileError, RowError
-from taxlens.ingest.base import Source
+from taxlens.ingest.base import Extracted, Source
 from taxlens.ingest.csvscan import read_rows
-from taxlens.ingest.rows import Row, problem
+from taxlens.ingest.frame import from_trades
+from taxlens.ingest.rows import Problem, Row, problem
+from taxlens.models import Trade
 
 _EXCEL = re.compile(r'^=\s*"(.*)"$', re.DOTALL)
 _US_DATE = re.compile(r"^\d{1,2}/\d{1,2}/(?:\d{2}|\d{4})$")
@@ -138,3 +141,30 @@ def date_cell(row: Row, column: str, hint: str) -> dt.date:
         pass
     what = "is not a date" if text else "is missing"
     raise problem(column, text, f"{what} (expected {hint})")
+
+
+def extract_rows(source: Source, sheet: Sheet, to_trade: Callable[[Row], Trade | str]) -> Extracted:
+    """Each data row of ``sheet`` through ``to_trade``, which returns the row's Trade, or the
+    name of an action ignored on purpose (counted), or raises Problem (a RowError at the row's
+    line). Text lines (notes, footers) are skipped and not counted as rows read."""
+    trades: list[Trade] = []
+    errors: list[RowError] = []
+    ignored: Counter[str] = Counter()
+    rows_read = 0
+    for row in sheet.rows():
+        if isinstance(row, TextLine):
+            continue
+        rows_read += 1
+        if isinstance(row, RowError):
+            errors.append(row)
+            continue
+        try:
+            result = to_trade(row)
+        except Problem as exc:
+            errors.append(RowError(source.name, row.line, str(exc)))
+            continue
+        if isinstance(result, str):
+            ignored[result] += 1
+        else:
+            trades.append(result)
+    return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, ignored=ignored)

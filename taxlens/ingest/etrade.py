@@ -30,14 +30,12 @@ Quirks this adapter handles:
 from __future__ import annotations
 
 import re
-from collections import Counter
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from taxlens.errors import FileError, RowError
+from taxlens.errors import FileError
 from taxlens.ingest.base import Context, Extracted, Source, missing_columns
-from taxlens.ingest.brokercsv import TextLine, date_cell, head_cells, read_sheet
-from taxlens.ingest.frame import from_trades
+from taxlens.ingest.brokercsv import date_cell, extract_rows, head_cells, read_sheet
 from taxlens.ingest.rows import Problem, Row, problem
 from taxlens.models import Action, AssetClass, Trade
 
@@ -143,21 +141,7 @@ class Etrade:
         missing_columns(source, sheet.header_line, sheet.header, required)
         account = context.account or _account(sheet.preamble)
 
-        trades: list[Trade] = []
-        errors: list[RowError] = []
-        rows_read = 0
-        for row in sheet.rows():
-            if isinstance(row, TextLine):
-                continue
-            rows_read += 1
-            if isinstance(row, RowError):
-                errors.append(row)
-                continue
-            try:
-                trades.append(_trade(row, columns, account))
-            except Problem as exc:
-                errors.append(RowError(source.name, row.line, str(exc)))
-        return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, ignored=Counter())
+        return extract_rows(source, sheet, lambda row: _trade(row, columns, account))
 
 
 def _is_header(cells: list[str]) -> bool:

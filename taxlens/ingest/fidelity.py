@@ -37,16 +37,14 @@ Quirks this adapter handles:
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-from taxlens.errors import FileError, RowError
+from taxlens.errors import FileError
 from taxlens.ingest.base import Context, Extracted, Source, missing_columns
-from taxlens.ingest.brokercsv import TextLine, date_cell, head_cells, read_sheet
-from taxlens.ingest.frame import from_trades
+from taxlens.ingest.brokercsv import date_cell, extract_rows, head_cells, read_sheet
 from taxlens.ingest.rows import Problem, Row, problem
 from taxlens.models import Action, AssetClass, Trade
 
@@ -207,27 +205,7 @@ class Fidelity:
         match = _FILE_ACCOUNT.search(PurePath(source.name).name)
         default = f"Fidelity {match.group(1).upper()}" if match else "Fidelity"
 
-        trades: list[Trade] = []
-        errors: list[RowError] = []
-        ignored: Counter[str] = Counter()
-        rows_read = 0
-        for row in sheet.rows():
-            if isinstance(row, TextLine):
-                continue
-            rows_read += 1
-            if isinstance(row, RowError):
-                errors.append(row)
-                continue
-            try:
-                trade = _row_trade(row, columns, _account(row, context, default))
-            except Problem as exc:
-                errors.append(RowError(source.name, row.line, str(exc)))
-                continue
-            if isinstance(trade, str):
-                ignored[trade] += 1
-            else:
-                trades.append(trade)
-        return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, ignored=ignored)
+        return extract_rows(source, sheet, lambda row: _row_trade(row, columns, _account(row, context, default)))
 
 
 def _is_header(cells: list[str]) -> bool:

@@ -34,15 +34,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
 from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from taxlens.errors import FileError, RowError
+from taxlens.errors import FileError
 from taxlens.ingest.base import Context, Extracted, Source, missing_columns
-from taxlens.ingest.brokercsv import TextLine, date_cell, head_cells, read_sheet
-from taxlens.ingest.frame import from_trades
+from taxlens.ingest.brokercsv import date_cell, extract_rows, head_cells, read_sheet
 from taxlens.ingest.rows import Problem, Row, problem
 from taxlens.models import Action, AssetClass, Trade
 from taxlens.money import D, NotANumber, fits
@@ -122,21 +120,7 @@ class Robinhood:
             raise FileError(source.name, 'no Robinhood header (expected "Activity Date","Process Date",…)')
         missing_columns(source, sheet.header_line, sheet.header, _EQUITY_REQUIRED)
         account = context.account or "Robinhood"
-        trades: list[Trade] = []
-        errors: list[RowError] = []
-        rows_read = 0
-        for row in sheet.rows():
-            if isinstance(row, TextLine):
-                continue
-            rows_read += 1
-            if isinstance(row, RowError):
-                errors.append(row)
-                continue
-            try:
-                trades.append(_equity_trade(row, account))
-            except Problem as exc:
-                errors.append(RowError(source.name, row.line, str(exc)))
-        return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read)
+        return extract_rows(source, sheet, lambda row: _equity_trade(row, account))
 
 
 def _is_equity_header(cells: list[str]) -> bool:
@@ -270,27 +254,7 @@ class RobinhoodCrypto:
             raise FileError(source.name, "no Robinhood Crypto header (expected a line starting UUID,Time Entered,Symbol,Side)")
         missing_columns(source, sheet.header_line, sheet.header, _CRYPTO_REQUIRED)
         account = context.account or "Robinhood Crypto"
-        trades: list[Trade] = []
-        errors: list[RowError] = []
-        ignored: Counter[str] = Counter()
-        rows_read = 0
-        for row in sheet.rows():
-            if isinstance(row, TextLine):
-                continue
-            rows_read += 1
-            if isinstance(row, RowError):
-                errors.append(row)
-                continue
-            try:
-                trade = _crypto_trade(row, account, context)
-            except Problem as exc:
-                errors.append(RowError(source.name, row.line, str(exc)))
-                continue
-            if isinstance(trade, str):
-                ignored[trade] += 1
-            else:
-                trades.append(trade)
-        return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, ignored=ignored)
+        return extract_rows(source, sheet, lambda row: _crypto_trade(row, account, context))
 
 
 def _crypto_trade(row: Row, account: str, context: Context) -> Trade | str:

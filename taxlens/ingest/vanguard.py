@@ -30,14 +30,12 @@ Quirks this adapter handles:
 
 from __future__ import annotations
 
-from collections import Counter
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from taxlens.errors import FileError, RowError
+from taxlens.errors import FileError
 from taxlens.ingest.base import Context, Extracted, Source, missing_columns
-from taxlens.ingest.brokercsv import TextLine, date_cell, head_cells, read_sheet
-from taxlens.ingest.frame import from_trades
+from taxlens.ingest.brokercsv import date_cell, extract_rows, head_cells, read_sheet
 from taxlens.ingest.rows import Problem, Row, problem
 from taxlens.models import Action, AssetClass, Trade
 
@@ -128,26 +126,11 @@ class Vanguard:
                 "Transaction Type,…)",
             )
         missing_columns(source, sheet.header_line, sheet.header, _REQUIRED)
-        trades: list[Trade] = []
-        errors: list[RowError] = []
-        ignored: Counter[str] = Counter()
-        rows_read = 0
-        for row in sheet.rows():
-            if isinstance(row, TextLine):
-                continue
-            rows_read += 1
-            if isinstance(row, RowError):
-                errors.append(row)
-                continue
+        def to_trade(row: Row) -> Trade | str:
             kind = row.get("Transaction Type")
-            if kind in _IGNORED:
-                ignored[kind] += 1
-                continue
-            try:
-                trades.append(_trade(row, kind, context))
-            except Problem as exc:
-                errors.append(RowError(source.name, row.line, str(exc)))
-        return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, ignored=ignored)
+            return kind if kind in _IGNORED else _trade(row, kind, context)
+
+        return extract_rows(source, sheet, to_trade)
 
 
 def _is_header(cells: list[str]) -> bool:
