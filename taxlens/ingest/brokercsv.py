@@ -19,11 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from taxlens.errors import FileError, RowError
+from taxlens.errors import RowError
 from taxlens.ingest.base import Extracted, Source
 from taxlens.ingest.csvscan import read_rows
 from taxlens.ingest.frame import from_trades
-from taxlens.ingest.rows import Problem, Row, problem
+from taxlens.ingest.rows import Problem, Row, guarded, problem
 from taxlens.models import Trade
 
 _EXCEL = re.compile(r'^=\s*"(.*)"$', re.DOTALL)
@@ -92,7 +92,7 @@ def read_sheet(source: Source, is_header: HeaderTest, *, within: int | None = 10
     Returns None when there is none. Blank and comma-only lines are skipped everywhere; the
     csv module's errors (an unbalanced quote running past its field-size limit) raise FileError.
     """
-    records = _guarded(source.name, read_rows(source.text))
+    records = guarded(source.name, read_rows(source.text))
     preamble: list[list[str]] = []
     for line, fields in records:
         cells = [clean(f) for f in fields]
@@ -119,13 +119,6 @@ def head_cells(source: Source, n: int) -> list[list[str]]:
     return out
 
 
-def _guarded(path: str, records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
-    line = 0
-    try:
-        for line, fields in records:
-            yield line, fields
-    except csv.Error as exc:
-        raise FileError(path, f"is not readable as CSV after this line ({exc})", line) from exc
 
 
 def date_cell(row: Row, column: str, hint: str) -> dt.date:

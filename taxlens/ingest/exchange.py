@@ -16,7 +16,6 @@ so quantities match the exchange's balances; the ``fee`` column repeats the fee 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from taxlens.errors import FileError
 from taxlens.ingest.csvscan import read_rows
-from taxlens.ingest.rows import Problem, Row, problem
+from taxlens.ingest.rows import Problem, Row, guarded, problem
 from taxlens.models import Action, AssetClass, Trade
 from taxlens.money import fits, to_scale
 
@@ -157,14 +155,6 @@ def find_header(source_name: str, text: str, is_header: Callable[[list[str]], bo
     return None
 
 
-def guarded(path: str, records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
-    """``records``, with the csv module's errors raised as a FileError after the last good line."""
-    line = 0
-    try:
-        for line, fields in records:
-            yield line, fields
-    except csv.Error as exc:
-        raise FileError(path, f"is not readable as CSV after this line ({exc})", line) from exc
 
 
 def header_test(required: set[str]) -> Callable[[list[str]], bool]:

@@ -117,7 +117,7 @@ class Table:
         header. Trailing empty cells are not counted: Schwab rows come with and without a
         trailing comma in the same file."""
         width = len(self.header)
-        for line, fields in _guarded(self.path, self._rest, self.header_line):
+        for line, fields in guarded(self.path, self._rest, self.header_line):
             while len(fields) > width and not fields[-1].strip():
                 fields = fields[:-1]
             if len(fields) != width:
@@ -133,7 +133,7 @@ def read_table(source: Source, is_header: HeaderTest, *, within: int = 10) -> Ta
     Returns None when no record there passes ``is_header``. Rows are read lazily from the
     same csv reader, so line numbers are physical lines of the whole file.
     """
-    records = _guarded(source.name, read_rows(source.text), 0)
+    records = guarded(source.name, read_rows(source.text))
     preamble: list[list[str]] = []
     for line, fields in records:
         stripped = [f.strip() for f in fields]
@@ -147,8 +147,8 @@ def read_table(source: Source, is_header: HeaderTest, *, within: int = 10) -> Ta
     return None
 
 
-def _guarded(
-    path: str, records: Iterator[tuple[int, list[str]]], line: int
+def guarded(
+    path: str, records: Iterator[tuple[int, list[str]]], line: int = 0
 ) -> Iterator[tuple[int, list[str]]]:
     """``records``, with the csv module's errors (a field over its size limit, which is what an
     unbalanced quote in a large file turns into) raised as a FileError after the last good line."""
