@@ -28,7 +28,10 @@ half-even cumulative rule as booking, so the disallowed parts of a loss add up t
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -101,14 +104,14 @@ class Washed:
 class _Lot:
     """One lot's shares as the pass sees them (mutable, private)."""
 
-    __slots__ = ("account", "acquired", "free", "i", "lot_id", "q", "role", "segs", "seq", "sold", "symbol")
+    __slots__ = ("acquired", "free", "i", "p", "q", "role", "segs", "seq", "sold")
 
-    def __init__(self, i: int, q: int, acquired: int, role: str, account: str, symbol: str, lot_id: str, seq: int) -> None:
-        self.i, self.q, self.acquired, self.role = i, q, acquired, role
-        self.account, self.symbol, self.lot_id, self.seq = account, symbol, lot_id, seq
+    def __init__(self, i: int, q: int, acquired: int, role: str, seq: int) -> None:
+        self.i, self.q, self.acquired, self.role, self.seq = i, q, acquired, role, seq
         self.sold = 0  # shares [0, sold) are sold
         self.free = 0  # replacement shares are handed out from max(sold, free)
-        self.segs: list[list[int]] = []  # [start, end, adjustment, tacked days], in order
+        self.segs: list[tuple[int, int, int, int]] = []  # (start, end, adjustment, tacked days), in order
+        self.p = 0  # segs[:p] end before the shares sold so far: no later slice reaches them
 
 
 def _part(total: int, whole: int, start: int, end: int) -> int:
@@ -162,12 +165,27 @@ def apply_wash_sales(
     d = d.join(busy_keys, on=["_hh", "_grp"], how="semi", maintain_order="left")
     lt = lt.join(busy_keys, on=["_hh", "_grp"], how="semi", maintain_order="left")
     run = _Pass(settings, crypto, month_end_rule)
-    run.load(d, lt)
-    run.go()
-    problems = run.carry_problems(events)
-    return Washed(
-        run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(base_lots), problems,
-    )
+    with _gc_paused():
+        run.load(d, lt)
+        run.go()
+        problems = run.carry_problems(events, base_lots)
+        return Washed(
+            run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(base_lots), problems,
+        )
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The pass keeps millions of small lists and tuples alive until its frames are built:
+    the cyclic collector would rescan them again and again (a quarter of the time on a dense
+    history) and find nothing, as the pass makes no cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _groups_with_a_possible_wash(d: pl.DataFrame, lt: pl.DataFrame) -> list[tuple[str, str]]:
@@ -203,24 +221,21 @@ class _Pass:
     def __init__(self, settings: WashSettings, crypto: frozenset[str], month_end_rule: bool) -> None:
         self.settings, self.crypto, self.month_end_rule = settings, crypto, month_end_rule
         self.anniversaries: dict[int, int] = {}
-        # Output: disposal pieces (index of the slice they come from + their numbers) and matches.
-        self.p_i: list[int] = []
-        self.p_q: list[int] = []
-        self.p_proc: list[int | None] = []
-        self.p_basis: list[int | None] = []
-        self.p_adj: list[int] = []
-        self.p_gain: list[int | None] = []
-        self.p_adj_acq: list[int | None] = []
-        self.p_term: list[str | None] = []
-        self.p_wash_basis: list[int] = []
-        self.w: list[tuple[object, ...]] = []
+        # Output: disposal pieces as (row of the slice they come from, quantity, proceeds, basis,
+        # adjustment, gain, adjusted acquired, term, wash basis), and matches.
+        self.rows: list[tuple[int, int, int | None, int | None, int, int | None, int, str, int]] = []
+        self.w: list[tuple[int, int, int, int, int, str]] = []
         self.touched: dict[int, _Lot] = {}  # lots with adjusted ranges, by lots-frame row
+
+    def _anniversary(self, acquired: int) -> int:
+        day = dt.date.fromordinal(acquired + _EPOCH)
+        ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
+        return ann
 
     def _term(self, acquired: int, disposed: int) -> str:
         ann = self.anniversaries.get(acquired)
         if ann is None:
-            day = dt.date.fromordinal(acquired + _EPOCH)
-            ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
+            ann = self._anniversary(acquired)
         return "long" if disposed > ann else "short"
 
     def _by_term(self, pieces: list[tuple[int, int, int]], acquired: int, disposed: int) -> list[tuple[int, int, int]]:
@@ -230,11 +245,18 @@ class _Pass:
         what keeps chains from cutting lots ever finer; their amounts stay exact sums."""
         if len(pieces) == 1:
             return pieces
+        anns, terms = self.anniversaries, set()
+        for _, _, tack in pieces:
+            ann = anns.get(acquired - tack)
+            terms.add(disposed > (self._anniversary(acquired - tack) if ann is None else ann))
+        if len(terms) == 1:  # the common case: all of one term
+            return [(sum(p[0] for p in pieces), sum(p[1] for p in pieces), min(p[2] for p in pieces))]
         merged: dict[str, list[int]] = {}
         for pq, adj, tack in pieces:
-            entry = merged.get(self._term(acquired - tack, disposed))
+            term = self._term(acquired - tack, disposed)
+            entry = merged.get(term)
             if entry is None:
-                merged[self._term(acquired - tack, disposed)] = [pq, adj, tack]
+                merged[term] = [pq, adj, tack]
             else:
                 entry[0] += pq
                 entry[1] += adj
@@ -250,129 +272,155 @@ class _Pass:
         d, lt = self.d, self.lt
         units = lambda f, c: f.get_column(c).cast(DECIMAL).to_physical().to_list()  # noqa: E731
         days = lambda f, c: f.get_column(c).cast(pl.Date).to_physical().to_list()  # noqa: E731
-        # Lots, grouped by (household, group).
-        l_i = lt["_i"].to_list()
-        l_q, l_acq = units(lt, "quantity"), days(lt, "acquired")
-        l_role, l_acc, l_sym = lt["_role"].to_list(), lt["account"].to_list(), lt["symbol"].to_list()
-        l_id, l_seq, l_scope = lt["lot_id"].to_list(), lt["seq"].to_list(), lt["scope"].to_list()
-        l_cand, l_hh, l_grp = lt["_cand"].to_list(), lt["_hh"].to_list(), lt["_grp"].to_list()
-        by_key: dict[tuple[str, int, str], _Lot] = {}
-        cands: dict[tuple[str, str], list[_Lot]] = {}
-        for k in range(len(l_i)):
-            made = _Lot(l_i[k], l_q[k], l_acq[k], l_role[k], l_acc[k], l_sym[k], l_id[k], l_seq[k])
-            by_key[(l_scope[k], l_seq[k], l_id[k])] = made
-            if l_cand[k]:
-                cands.setdefault((l_hh[k], l_grp[k]), []).append(made)
+        lots = [
+            _Lot(*row)
+            for row in zip(lt["_i"].to_list(), units(lt, "quantity"), days(lt, "acquired"), lt["_role"].to_list(), lt["seq"].to_list(),
+                           strict=True)
+        ]
+        # Acquisitions, grouped by (household, group) in their order in the frame.
+        cand = lt.with_row_index("_k").filter("_cand").group_by("_hh", "_grp", maintain_order=True).agg("_k")
         self.groups: dict[tuple[str, str], _Group] = {
-            g: _Group(sorted(ls, key=lambda lot: (lot.acquired, lot.seq))) for g, ls in cands.items()
+            (hh, grp): _Group(sorted((lots[k] for k in ks), key=lambda lot: (lot.acquired, lot.seq))) for hh, grp, ks in cand.iter_rows()
         }
-        # Disposal slices, in (sale, slice) order.
+        group_list = list(self.groups.values())
+        # Each slice's lot and group as indexes, found by joins rather than per-slice lookups.
+        # A lot is found by (scope, seq, lot_id), the last one of equal keys, nulls matching nulls
+        # as in a dict; a shortfall slice (null lot_seq) has none.
+        key = ["scope", "lot_seq", "lot_id"]
+        lot_keys = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_lot").unique(
+            subset=key, keep="last"
+        )
+        group_keys = pl.DataFrame(list(self.groups), schema={"_hh": pl.String, "_grp": pl.String}, orient="row").with_row_index("_g")
+        found = (
+            d.select("_i", *key, "_hh", "_grp", "_role", "symbol")
+            .join(lot_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
+            .join(group_keys, on=["_hh", "_grp"], how="left", nulls_equal=True, maintain_order="left")
+            .select(
+                pl.when(pl.col("lot_seq").is_not_null()).then("_lot").alias("_lot"),
+                # A slice can start a wash only if it is a taxable sale of a group with acquisitions.
+                pl.when(pl.col("_role") == TAXABLE).then("_g").alias("_g"),
+                (pl.lit(self.settings.crypto) | ~pl.col("symbol").is_in(pl.Series(sorted(self.crypto), dtype=pl.String).implode()).fill_null(False))
+                .alias("_applies"),
+            )
+        )
+        assert found.height == d.height
+        lot_ = [None if k is None else lots[k] for k in found["_lot"].to_list()]
+        grp_ = [None if g is None else group_list[g] for g in found["_g"].to_list()]
+        app_ = found["_applies"].to_list()
         n = d.height
         i_, q_, proc_, basis_ = d["_i"].to_list(), units(d, "quantity"), units(d, "proceeds"), units(d, "cost_basis")
         acq_, disp_, gain_ = days(d, "acquired"), days(d, "disposed"), units(d, "gain")
-        seq_, lseq_, scope_, lid_ = d["seq"].to_list(), d["lot_seq"].to_list(), d["scope"].to_list(), d["lot_id"].to_list()
-        hh_, grp_, sym_ = d["_hh"].to_list(), d["_grp"].to_list(), d["symbol"].to_list()
-        groups = self.groups
-        # A slice can start a wash only if it is a taxable sale of a group with acquisitions.
-        can_wash = (
-            d.select((pl.col("_role") == TAXABLE) & pl.struct("_hh", "_grp").is_in(
-                pl.DataFrame(list(groups), schema={"_hh": pl.String, "_grp": pl.String}, orient="row").to_struct().implode()
-            ))
-            .to_series().to_list()
-        )
-        self.changed: list[int] = []
-        k = 0
-        while k < n:
-            end = k + 1
-            while end < n and seq_[end] == seq_[k]:
-                end += 1
+        seq = d["seq"]
+        starts = pl.arg_where(seq.ne_missing(seq.shift(1)).fill_null(True), eager=True).to_list() if n else []
+        bounds = zip(starts, [*starts[1:], n], strict=True)
+        anns, out, w, touched = self.anniversaries, self.rows, self.w, self.touched
+        c0_ = [0] * n
+        for k, end in bounds:
             # Every slice of the sale takes its shares first: none of them can replace another.
-            ranges: list[tuple[_Lot | None, int]] = []
             for j in range(k, end):
-                taken = by_key.get((scope_[j], lseq_[j], lid_[j])) if lseq_[j] is not None else None
-                if taken is None:
-                    ranges.append((None, 0))
+                lot = lot_[j]
+                if lot is not None:
+                    c0_[j] = lot.sold
+                    lot.sold += q_[j]
+            for j in range(k, end):
+                lot = lot_[j]
+                if lot is None:
+                    continue  # a shortfall: no shares to carry or to wash
+                q, group, segs = q_[j], grp_[j], lot.segs
+                carried = False
+                if segs:
+                    # Skip the ranges that end before this slice's shares [c0, c0 + q): the
+                    # lot's slices come in share order, so they never reach them again.
+                    c0, p, last = c0_[j], lot.p, len(segs)
+                    while p < last and segs[p][1] <= c0:
+                        p += 1
+                    lot.p = p
+                    carried = p < last and (segs[p][0] < c0 + q or segs[p][0] <= c0)
+                if carried:
+                    pieces = _cut(segs, p, c0, c0 + q)
+                    if len(pieces) > 1:
+                        pieces = self._by_term(pieces, acq_[j], disp_[j])
+                        if len(pieces) > 1:
+                            self._pieces(j, lot, group, pieces, q, proc_[j], basis_[j], acq_[j], disp_[j], app_[j], i_[j])
+                            continue
+                    _, adj_in, tack = pieces[0]
                 else:
-                    ranges.append((taken, taken.sold))
-                    taken.sold += q_[j]
-            for j in range(k, end):
-                lot, c0 = ranges[j - k]
-                q = q_[j]
-                carried = lot is not None and lot.segs and lot.segs[-1][1] > c0 and _carries(lot.segs, c0, c0 + q)
-                if not carried:
                     g = gain_[j]
-                    if g is None or g >= 0 or lot is None or not can_wash[j]:
+                    if g is None or g >= 0 or group is None:
                         continue  # unchanged: no deferred loss in it and no loss to wash
-                    pieces = [(q, 0, 0)]
-                else:
-                    pieces = self._by_term(_cut(lot.segs, c0, c0 + q), acq_[j], disp_[j])  # type: ignore[union-attr]
-                self._slice(j, lot, pieces, q, proc_[j], basis_[j], acq_[j], disp_[j], can_wash[j],
-                            (hh_[j], grp_[j], sym_[j]), i_[j])
-            k = end
+                    adj_in = tack = 0
+                # The slice as one piece (the common case, inlined): its own proceeds and basis.
+                pp, pb = proc_[j], basis_[j]
+                b = None if pb is None else pb + adj_in
+                gain = None if b is None or pp is None else pp - b
+                adj_acq = acq_[j] - tack
+                disposed = disp_[j]
+                disallowed = 0
+                if gain is not None and gain < 0 and group is not None:
+                    applies = app_[j]
+                    held = disposed - adj_acq
+                    for rep, m, amount in group.match(lot, q, -gain, disposed, applies, held):
+                        if applies:
+                            w.append((j, rep.i, m, amount, held, PERMANENT if rep.role == ADVANTAGED else DEFERRED))
+                            disallowed += amount
+                            if rep.role == TAXABLE:
+                                touched[rep.i] = rep
+                        else:
+                            w.append((j, rep.i, m, amount, held, INFO))
+                if not (disallowed or adj_in):
+                    continue
+                ann = anns.get(adj_acq)
+                if ann is None:
+                    ann = self._anniversary(adj_acq)
+                out.append((i_[j], q, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq,
+                            "long" if disposed > ann else "short", adj_in))
 
-    def _slice(
-        self, j: int, lot: _Lot | None, pieces: list[tuple[int, int, int]], q: int, proceeds: int | None,
-        basis: int | None, acquired: int, disposed: int, can_wash: bool, about: tuple[object, ...], i: int,
+    def _pieces(
+        self, j: int, lot: _Lot, group: _Group | None, pieces: list[tuple[int, int, int]], q: int, proceeds: int | None,
+        basis: int | None, acquired: int, disposed: int, applies: bool, i: int,
     ) -> None:
-        """Wash what is a loss among ``pieces`` of slice ``j`` and record its output rows."""
-        hh, grp, sym = about
-        changed = len(pieces) > 1 or pieces[0][1] != 0
+        """Wash what is a loss among the (several) ``pieces`` of slice ``j`` and record their rows."""
         rows = []
         cum = 0
         for pq, adj_in, tack in pieces:
-            if len(pieces) == 1:
-                pp, pb = proceeds, basis
-            else:
-                pp = None if proceeds is None else _part(proceeds, q, cum, cum + pq)
-                pb = None if basis is None else _part(basis, q, cum, cum + pq)
+            pp = None if proceeds is None else _part(proceeds, q, cum, cum + pq)
+            pb = None if basis is None else _part(basis, q, cum, cum + pq)
             cum += pq
             b = None if pb is None else pb + adj_in
             gain = None if b is None or pp is None else pp - b
             adj_acq = acquired - tack
             disallowed = 0
-            if gain is not None and gain < 0 and can_wash and lot is not None:
-                applies = self.settings.crypto or sym not in self.crypto
+            if gain is not None and gain < 0 and group is not None:
                 held = disposed - adj_acq
-                for rep, m, amount in self.groups[(hh, grp)].match(lot, pq, -gain, disposed, applies, held):  # type: ignore[index]
+                for rep, m, amount in group.match(lot, pq, -gain, disposed, applies, held):
                     status = (PERMANENT if rep.role == ADVANTAGED else DEFERRED) if applies else INFO
                     self.w.append((j, rep.i, m, amount, held, status))
                     if applies:
                         disallowed += amount
                         if rep.role == TAXABLE:
                             self.touched[rep.i] = rep
-            if disallowed:
-                changed = True
-            rows.append((pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq, self._term(adj_acq, disposed), adj_in))
-        if not changed:
-            return
-        self.changed.append(i)
-        for pq, pp, b, disallowed, gain, adj_acq, term, adj_in in rows:
-            self.p_i.append(i)
-            self.p_q.append(pq)
-            self.p_proc.append(pp)
-            self.p_basis.append(b)
-            self.p_adj.append(disallowed)
-            self.p_gain.append(gain)
-            self.p_adj_acq.append(adj_acq)
-            self.p_term.append(term)
-            self.p_wash_basis.append(adj_in)
+            rows.append((i, pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq,
+                         self._term(adj_acq, disposed), adj_in))
+        self.rows.extend(rows)
 
     # -- frames ----------------------------------------------------------------------------------
 
     def disposals_frame(self, base: pl.DataFrame) -> pl.DataFrame:
         """``base`` with the slices of the groups the pass ran on replaced by their pieces."""
+        if not self.rows:
+            return base
         from taxlens.lots._loopfast import FastLoop
 
         dec = FastLoop._decimals
-        done = pl.Series(self.changed, dtype=pl.UInt32)
-        pieces = base.with_row_index("_i")[pl.Series(self.p_i, dtype=pl.UInt32)].with_columns(
-            dec(self.p_q).alias("quantity"), dec(self.p_proc).alias("proceeds"), dec(self.p_basis).alias("cost_basis"),
-            dec(self.p_adj).alias("adjustment"), dec(self.p_gain).alias("gain"),
-            pl.Series(self.p_adj_acq, dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
-            pl.Series(self.p_term, dtype=pl.String).alias("term"), dec(self.p_wash_basis).alias("wash_basis"),
-            pl.Series(["W" if a else None for a in self.p_adj], dtype=pl.String).alias("adjustment_code"),
+        p_i, p_q, p_proc, p_basis, p_adj, p_gain, p_adj_acq, p_term, p_wash_basis = (list(c) for c in zip(*self.rows, strict=True))
+        pieces = base.with_row_index("_i")[pl.Series(p_i, dtype=pl.UInt32)].with_columns(
+            dec(p_q).alias("quantity"), dec(p_proc).alias("proceeds"), dec(p_basis).alias("cost_basis"),
+            dec(p_adj).alias("adjustment"), dec(p_gain).alias("gain"),
+            pl.Series(p_adj_acq, dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
+            pl.Series(p_term, dtype=pl.String).alias("term"), dec(p_wash_basis).alias("wash_basis"),
+            pl.Series(["W" if a else None for a in p_adj], dtype=pl.String).alias("adjustment_code"),
         )
-        rest = base.with_row_index("_i").filter(~pl.col("_i").is_in(done.implode()))
+        rest = base.with_row_index("_i").filter(~pl.col("_i").is_in(pl.Series(p_i, dtype=pl.UInt32).implode()))
         return pl.concat([rest, pieces.select(rest.columns)]).sort("_i", maintain_order=True).drop("_i")
 
     def lots_frame(self, base: pl.DataFrame) -> pl.DataFrame:
@@ -383,35 +431,45 @@ class _Pass:
 
         dec = FastLoop._decimals
         rows = base.with_row_index("_i")
-        touched = rows[pl.Series(sorted(self.touched), dtype=pl.UInt32)]
-        r_i: list[int] = []
-        cols: dict[str, list[int | None]] = {k: [] for k in ("quantity", "cost_basis", "adjusted_basis", "open_quantity", "open_basis", "open_adjusted_basis", "adj_acq")}
+        order = sorted(self.touched)
+        touched = rows[pl.Series(order, dtype=pl.UInt32)]
         qs = touched["quantity"].cast(DECIMAL).to_physical().to_list()
         bs = touched["cost_basis"].cast(DECIMAL).to_physical().to_list()
         oq = touched["open_quantity"].cast(DECIMAL).to_physical().to_list()
         acq = touched["acquired"].cast(pl.Date).to_physical().to_list()
-        for t, i in enumerate(touched["_i"].to_list()):
-            lot = self.touched[i]
-            q, b, used = qs[t], bs[t], qs[t] - oq[t]
-            for s, e, adj, tack in _ranges(lot.segs, q):
-                cb = None if b is None else _part(b, q, s, e)
-                open_s = max(s, used)
-                open_q = max(e - open_s, 0)
-                ob = None if b is None else (_part(b, q, open_s, e) if open_q else 0)
-                oadj = _part(adj, e - s, open_s - s, e - s) if open_q else 0
-                r_i.append(i)
-                cols["quantity"].append(e - s)
-                cols["cost_basis"].append(cb)
-                cols["adjusted_basis"].append(None if cb is None else cb + adj)
-                cols["open_quantity"].append(open_q)
-                cols["open_basis"].append(ob)
-                cols["open_adjusted_basis"].append(None if ob is None else ob + oadj)
-                cols["adj_acq"].append(acq[t] - tack)
+        out: list[tuple[int, int, int | None, int | None, int, int | None, int | None, int]] = []
+        for i, q, b, open_q_all, acquired in zip(order, qs, bs, oq, acq, strict=True):
+            used = q - open_q_all
+            # The basis is split as _part(b, q, s, e) does, dividing once per lot: the ranges
+            # run [0, q) in order, so each one's F(s) is the previous one's F(e).
+            unit = div_units(b, q) if b is not None and q else 0
+            lo = 0
+            for s, e, adj, tack in _ranges(self.touched[i].segs, q):
+                if b is None:
+                    cb = ob = None
+                else:
+                    hi = b if e == q else mul_units(unit, e)
+                    cb, lo = hi - lo, hi
+                open_s = s if s > used else used
+                open_q = e - open_s if e > open_s else 0
+                if not open_q:
+                    ob = None if b is None else 0
+                    oadj = 0
+                elif open_s == s:
+                    ob, oadj = cb, adj
+                else:
+                    ob = None if b is None else hi - mul_units(unit, open_s)  # open_s = used > 0
+                    oadj = _part(adj, e - s, open_s - s, e - s)
+                out.append((i, e - s, cb, None if cb is None else cb + adj, open_q, ob, None if ob is None else ob + oadj,
+                            acquired - tack))
+        r_i, *values, adj_acq = (list(c) for c in zip(*out, strict=True))
+        cols = dict(zip(("quantity", "cost_basis", "adjusted_basis", "open_quantity", "open_basis", "open_adjusted_basis"), values,
+                        strict=True))
         cut = rows[pl.Series(r_i, dtype=pl.UInt32)].with_columns(
             *(dec(cols[c]).alias(c) for c in ("quantity", "cost_basis", "adjusted_basis", "open_quantity", "open_basis", "open_adjusted_basis")),
-            pl.Series(cols["adj_acq"], dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
+            pl.Series(adj_acq, dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
         )
-        rest = rows.filter(~pl.col("_i").is_in(pl.Series(sorted(self.touched), dtype=pl.UInt32).implode()))
+        rest = rows.filter(~pl.col("_i").is_in(pl.Series(order, dtype=pl.UInt32).implode()))
         return pl.concat([rest, cut.select(rest.columns)]).sort("_i", maintain_order=True).drop("_i")
 
     def washes_frame(self, lots: pl.DataFrame) -> pl.DataFrame:
@@ -440,14 +498,13 @@ class _Pass:
              & (pl.col("status") != INFO)).alias("broker_reported")
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
-    def carry_problems(self, events: pl.DataFrame) -> list[RowError]:
+    def carry_problems(self, events: pl.DataFrame, lots: pl.DataFrame) -> list[RowError]:
         """Adjusted lots in positions with splits or transfers: the ranges this pass tracks do
-        not follow shares through those yet, so say where to check by hand."""
+        not follow shares through those yet, so say where to check by hand. ``lots``: the base
+        lots frame."""
         if not self.touched:
             return []
-        touched = pl.DataFrame(
-            {"account": [lot.account for lot in self.touched.values()], "symbol": [lot.symbol for lot in self.touched.values()]}
-        ).unique()
+        touched = lots.select("account", "symbol")[pl.Series(list(self.touched), dtype=pl.UInt32)].unique()
         moves = events.filter(pl.col("kind").is_in([SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT])).join(
             touched, on=["account", "symbol"]
         )
@@ -459,7 +516,7 @@ class _Pass:
         ]
 
 
-def _ranges(segs: list[list[int]], q: int) -> list[tuple[int, int, int, int]]:
+def _ranges(segs: list[tuple[int, int, int, int]], q: int) -> list[tuple[int, int, int, int]]:
     """The lot's shares [0, q) as consecutive ranges: adjusted ones and the gaps between."""
     out: list[tuple[int, int, int, int]] = []
     at = 0
@@ -473,33 +530,23 @@ def _ranges(segs: list[list[int]], q: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _carries(segs: list[list[int]], c0: int, c1: int) -> bool:
-    """Whether shares [c0, c1) of a lot overlap any adjusted range (segs end after c0)."""
-    k = bisect.bisect_right(segs, [c0, 1 << 200])
-    if k and segs[k - 1][1] > c0:
-        return True
-    return k < len(segs) and segs[k][0] < c1
-
-
-def _cut(segs: list[list[int]], c0: int, c1: int) -> list[tuple[int, int, int]]:
-    """Shares [c0, c1) of a lot as pieces (quantity, deferred loss they carry, tacked days)."""
+def _cut(segs: list[tuple[int, int, int, int]], k: int, c0: int, c1: int) -> list[tuple[int, int, int]]:
+    """Shares [c0, c1) of a lot as pieces (quantity, deferred loss they carry, tacked days);
+    ``segs[k]`` is the first range that ends after c0."""
     out: list[tuple[int, int, int]] = []
-    at = c0
-    k = bisect.bisect_right(segs, [c0, 1 << 200]) - 1  # the last range starting at or before c0
-    k = max(k, 0)
+    at, n = c0, len(segs)
     while at < c1:
-        seg = segs[k] if k < len(segs) else None
-        if seg is None or at < seg[0]:
-            stop = c1 if seg is None else min(c1, seg[0])
+        if k == n:
+            out.append((c1 - at, 0, 0))
+            break
+        s, e, adj, tack = segs[k]
+        if at < s:
+            stop = c1 if c1 < s else s
             out.append((stop - at, 0, 0))
             at = stop
             continue
-        s, e, adj, tack = seg
-        if at >= e:
-            k += 1
-            continue
-        stop = min(c1, e)
-        out.append((stop - at, _part(adj, e - s, at - s, stop - s), tack))
+        stop = c1 if c1 < e else e
+        out.append((stop - at, adj if at == s and stop == e else _part(adj, e - s, at - s, stop - s), tack))
         at = stop
         k += 1
     return out
@@ -530,31 +577,45 @@ class _Group:
         [(lot, shares, disallowed)], earliest acquisition first. Marks the shares used and,
         when the rule ``applies`` to a taxable replacement, adds the loss to its range."""
         out: list[tuple[_Lot, int, int]] = []
-        lots, dates, n = self.lots, self.dates, len(self.lots)
+        lots, dates, nxt, n = self.lots, self.dates, self.nxt, len(self.lots)
         i = self._find(bisect.bisect_left(dates, day - WINDOW))
         need, matched = q, 0
         last = day + WINDOW
+        # The loss is split as _part(loss, q, matched, matched + m) does, dividing once: each
+        # part is F(its end) − F(its start), and F(start) is the previous part's F(end).
+        unit = lo = 0
         while need > 0 and i < n and dates[i] <= last:
             lot = lots[i]
             start = lot.free if lot.free > lot.sold else lot.sold
             if start >= lot.q:
-                self.nxt[i] = i + 1  # used up or sold: never a replacement again
+                nxt[i] = i + 1  # used up or sold: never a replacement again
                 i = self._find(i + 1)
                 continue
             if lot is sold:
                 i = self._find(i + 1)
                 continue
-            m = min(need, lot.q - start)
-            amount = _part(loss, q, matched, matched + m)
-            matched += m
+            m = lot.q - start
+            if need < m:
+                m = need
+            end = matched + m
+            if end == q:
+                amount = loss - lo if matched else loss
+            else:
+                if not matched:
+                    unit = div_units(loss, q)
+                hi = mul_units(unit, end)
+                amount, lo = hi - lo, hi
+            matched = end
             need -= m
             lot.free = start + m
             if applies and lot.role == TAXABLE:
-                lot.segs.append([start, start + m, amount, held])
+                lot.segs.append((start, start + m, amount, held))
             out.append((lot, m, amount))
             if lot.free >= lot.q:
-                self.nxt[i] = i + 1
-            i = self._find(i + 1)
+                nxt[i] = i + 1
+            i += 1
+            if nxt[i] != i:
+                i = self._find(i)
         return out
 
 
