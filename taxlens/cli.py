@@ -90,9 +90,11 @@ def cli(ctx: click.Context, db: str | None, config: str | None) -> None:
 
     \b
     Start with:
-      taxlens ingest ~/Downloads/*.csv      read exports (format detected from contents)
-      taxlens trades --year 2025            list what was imported
+      taxlens audit ~/Downloads/*.csv       read exports, report what the year cost
       taxlens accounts                      check account types (IRA, taxable...)
+      taxlens gains --year 2025             realized gains, one row per lot slice
+      taxlens wash --year 2025              wash sales across all your accounts
+      taxlens simulate --band 2,5 --calendar M,Q   compare rebalancing policies
     """
     ctx.obj = Settings(db, config)
 
