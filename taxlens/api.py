@@ -148,6 +148,7 @@ class Book:
                 # Python's default context keeps 28.
                 with decimal.localcontext(decimal.Context(prec=2 * PRECISION)):
                     extracted = adapter.extract(source, context)
+                del source  # a large file's bytes are not needed once extracted
                 result.rows_read = extracted.rows_read
                 result.trades = extracted.trades.height
                 result.ignored = extracted.ignored
@@ -158,7 +159,7 @@ class Book:
                 if progress:
                     progress(i, len(names), path, "storing")
                 record = FileRecord(
-                    sha256=source.sha256, path=path, adapter=result.adapter,
+                    sha256=result.sha256, path=path, adapter=result.adapter,
                     rows_read=extracted.rows_read, trades=extracted.trades.height,
                     ignored=sum(extracted.ignored.values()), bad_rows=len(extracted.errors),
                 )

@@ -31,6 +31,11 @@ _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 #: their plain text (no trailing zeros, made by polars: DuckDB's DECIMAL→VARCHAR cast is 10x
 #: slower) so a change of storage scale keeps the ids.
 _DECIMALS = ("quantity", "price", "fee", "amount")
+_STAGE_ROWS = 1_000_000  # rows hashed and staged at a time by import_trades
+#: DuckDB's memory while it stages and inserts a file's rows. The normalised frame of a large
+#: file is already in memory beside it; DuckDB spills its sort and hash state to disk past this
+#: limit, so a 10M-row file ingests in under 4 GB in all.
+IMPORT_MEMORY = os.environ.get("TAXLENS_IMPORT_MEMORY", "256MB")
 _IDENTITY = """
     concat_ws(chr(31), $adapter, account, symbol, asset_class, action,
         coalesce(epoch_us(ts)::VARCHAR, ''), trade_date::VARCHAR,
@@ -183,28 +188,37 @@ class Store:
         nothing while two identical fills in one file stay two trades.
         """
         con = self.con
-        keyed = trades.with_columns(
-            pl.col(c).cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".").alias(f"_{c}")
-            for c in _DECIMALS
-        )
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("incoming", keyed)
+            # Stage the rows with their content hash a million at a time (the hash's text
+            # forms of the decimals would double a large file's memory), then number twins
+            # and insert in one statement over the staged table.
+            for start in range(0, max(trades.height, 1), _STAGE_ROWS):
+                keyed = trades.slice(start, _STAGE_ROWS).with_columns(
+                    pl.col(c).cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".").alias(f"_{c}")
+                    for c in _DECIMALS
+                )
+                con.register("incoming", keyed)
+                select = f"SELECT * EXCLUDE ({', '.join('_' + c for c in _DECIMALS)}), md5_number({_IDENTITY}) AS h FROM incoming"
+                con.execute(f"CREATE TEMP TABLE staged AS {select}" if start == 0 else f"INSERT INTO staged {select}",
+                            {"adapter": record.adapter})
+                con.unregister("incoming")
+                del keyed
             # The n-th (n > 1) of several identical rows in a file hashes with "#n", so a later
             # export holding only the first still matches it. Only rows with a twin pay for the
             # numbering window.
             inserted = con.execute(
                 f"""
                 INSERT INTO trades ({TRADE_COLUMNS})
-                WITH h AS (SELECT * EXCLUDE ({", ".join("_" + c for c in _DECIMALS)}),
-                                  md5_number({_IDENTITY}) AS h FROM incoming),
-                twins AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
+                WITH twins AS (SELECT h FROM staged GROUP BY h HAVING count(*) > 1),
                 k AS (
-                    SELECT h AS trade_id, * FROM h WHERE h NOT IN (SELECT h FROM twins)
+                    SELECT h AS trade_id, * FROM staged WHERE h NOT IN (SELECT h FROM twins)
                     UNION ALL
                     SELECT CASE WHEN n = 1 THEN h ELSE md5_number(h::VARCHAR || '#' || n) END, * EXCLUDE (n)
                     FROM (SELECT *, row_number() OVER (PARTITION BY h ORDER BY line) AS n
-                          FROM h WHERE h IN (SELECT h FROM twins))
+                          FROM staged WHERE h IN (SELECT h FROM twins))
                 )
                 SELECT trade_id, $sha, line, $adapter, account, symbol, asset_class, action, ts,
                        trade_date, quantity, price, fee, fee_currency, currency, amount,
@@ -214,7 +228,7 @@ class Store:
                 """,
                 {"adapter": record.adapter, "sha": record.sha256},
             ).fetchall()[0][0]
-            con.unregister("incoming")
+            con.execute("DROP TABLE staged")
             con.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -228,6 +242,8 @@ class Store:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            con.execute(f"SET memory_limit = '{limit}'")
         return int(inserted)
 
     def _upsert_accounts(self, names: list[str], adapter: str, config: Config) -> None:

@@ -16,6 +16,7 @@ import datetime as dt
 import os
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -146,13 +147,36 @@ class GenericCsv:
         return set(REQUIRED) <= header
 
     def extract(self, source: Source, context: Context) -> Extracted:
+        # Read and normalised a million rows at a time: the strings of a 10M-row file, and the
+        # intermediate columns of the checks, would not fit in memory all at once.
+        chunks = _line_chunks(source, self.layout)
+        if chunks is not None:
+            try:
+                return self._normalize_all(chunks, [], source, context)
+            except _NotFast:
+                pass  # a malformed record: the whole-file readers name it
         raw, errors = _read_strings(source, self.layout)
-        rows_read = raw.height
-        frame, row_errors, ignored = normalize(raw, self.layout, source.name, context)
-        errors.extend(row_errors)
-        errors.sort(key=lambda e: e.line)
-        return Extracted(trades=frame, errors=errors, rows_read=rows_read, ignored=ignored)
+        return self._normalize_all((raw.slice(s, CHUNK) for s in range(0, max(raw.height, 1), CHUNK)), errors, source, context)
 
+    def _normalize_all(self, chunks: Iterator[pl.DataFrame], errors: list[RowError], source: Source, context: Context) -> Extracted:
+        frames: list[pl.DataFrame] = []
+        ignored: Counter[str] = Counter()
+        rows_read = 0
+        for raw in chunks:
+            rows_read += raw.height
+            frame, row_errors, chunk_ignored = normalize(raw, self.layout, source.name, context)
+            frames.append(frame)
+            errors.extend(row_errors)
+            ignored.update(chunk_ignored)
+        errors.sort(key=lambda e: e.line)
+        trades = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        return Extracted(trades=trades, errors=errors, rows_read=rows_read, ignored=ignored)
+
+
+#: Rows normalised (and stored) at a time: big enough to stay vectorised, small enough that a
+#: 10M-row file never holds every intermediate column at once.
+CHUNK = 1_000_000
+CHUNK_BYTES = 64 << 20  # files smaller than this are read whole (one chunk anyway)
 
 # -- reading ---------------------------------------------------------------------------------
 
@@ -183,6 +207,20 @@ def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, list[Ro
     Returns the frame and the errors found while reading (rows with the wrong number of
     fields). Raises FileError for a bad header.
     """
+    header_line, header, index = _columns(source, layout)
+    errors: list[RowError] = []
+    frame = None
+    if layout.delimiter == "," and header_line == 1 and layout.skip_lines == 0:
+        frame = _read_fast(source, header, index, errors)
+    if frame is None:
+        errors.clear()
+        frame = _read_slow(source, layout, header, header_line, index, errors)
+    return frame, errors
+
+
+def _columns(source: Source, layout: Layout) -> tuple[int, list[str], dict[str, int]]:
+    """The header's line, its fields, and each canonical column's position in it. Raises
+    FileError for a duplicate, unknown (strict layouts) or missing column."""
     header_line, header = _header(source, layout)
     lowered = [h.lower() for h in header]
     dupes = sorted({h for h in lowered if lowered.count(h) > 1 and h})
@@ -212,14 +250,62 @@ def _read_strings(source: Source, layout: Layout) -> tuple[pl.DataFrame, list[Ro
             header_line,
         )
     index = {canon: lowered.index(src) for canon, src in wanted.items() if src in lowered}
-    errors: list[RowError] = []
-    frame = None
-    if layout.delimiter == "," and header_line == 1 and layout.skip_lines == 0:
-        frame = _read_fast(source, header, index, errors)
-    if frame is None:
-        errors.clear()
-        frame = _read_slow(source, layout, header, header_line, index, errors)
-    return frame, errors
+    return header_line, header, index
+
+
+def _line_chunks(source: Source, layout: Layout) -> Iterator[pl.DataFrame] | None:
+    """A large quote-free file as string frames of ``CHUNK`` lines each (``_read_fast``'s
+    frames, cut), so a 10M-row file is never all strings at once; None when the file is not
+    such a file (then it is read whole). The caller must be ready for a chunk to raise
+    ``_NotFast`` (a record with too many fields) and read the file whole instead."""
+    data = source.data
+    if len(data) < CHUNK_BYTES or b'"' in data or layout.delimiter != "," or layout.skip_lines:
+        return None
+    header_line, header, index = _columns(source, layout)
+    if header_line != 1 or b"\n\n" in data or b"\n\r\n" in data or (b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):
+        return None
+    records = data.count(b"\n") + (not data.endswith(b"\n"))
+    if data.count(b",") != (len(header) - 1) * records:
+        return None
+    starts = _line_starts(data, CHUNK)  # byte offsets of lines 2, 2 + CHUNK, …
+    schema = {f"c{i}": pl.String for i in range(len(header))}
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for k, begin in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else len(data)
+            try:
+                df = pl.read_csv(data[begin:end], has_header=False, schema=schema, raise_if_empty=False)
+            except pl.exceptions.PolarsError as exc:
+                raise _NotFast from exc
+            first = 2 + k * CHUNK
+            yield df.select(pl.col(f"c{i}").alias(canon) for canon, i in index.items()).with_columns(
+                pl.int_range(first, first + df.height, dtype=pl.Int64).alias("line")
+            )
+
+    return chunks()
+
+
+class _NotFast(Exception):
+    """A chunk of a file read in chunks had a record polars would not read: read it whole."""
+
+
+def _line_starts(data: bytes, every: int) -> list[int]:
+    """Byte offsets where data lines 2, 2 + every, 2 + 2·every, … begin (line 1 is the header),
+    found a block at a time so no array as large as the file is made."""
+    starts: list[int] = []
+    want = 1  # the index (0-based, counting newlines) of the next newline that ends a chunk
+    seen = 0
+    block = 1 << 26
+    for offset in range(0, len(data), block):
+        piece = np.frombuffer(data, dtype=np.uint8, count=min(block, len(data) - offset), offset=offset)
+        where = np.flatnonzero(piece == 10)
+        while want - 1 - seen < len(where):
+            at = offset + int(where[want - 1 - seen]) + 1
+            if at < len(data):
+                starts.append(at)
+            want += every
+        seen += len(where)
+    return starts
 
 
 def _read_fast(source: Source, header: list[str], index: dict[str, int], errors: list[RowError]) -> pl.DataFrame | None:

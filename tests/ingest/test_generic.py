@@ -269,3 +269,23 @@ def test_offsets_in_every_form_agree_with_the_fast_iso_reader() -> None:
     assert set(out.trades.get_column("ts").to_list()) == {dt.datetime(2025, 1, 2, 4, 30, tzinfo=dt.UTC)}
     bad = extract(HEADER + "2025-01-02T10:00:00+05:30,A,X,buy,1,1,0,USD,,,\n2025-01-02T25:00:00+05:30,A,X,buy,1,1,0,USD,,,\n")
     assert [e.line for e in bad.errors] == [3]
+
+
+def test_a_large_file_read_in_chunks_gives_exactly_what_a_whole_read_gives(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Big quote-free files are read and normalised CHUNK lines at a time (memory); with tiny
+    chunks, a small file must come out identical to the whole-file read, line numbers
+    included, and a bad record still falls back to the whole-file readers that name it."""
+    from taxlens.ingest import generic
+    from taxlens.ingest.frame import to_csv
+
+    rows = "".join(f"2025-01-{1 + i % 28:02d},Alpaca,S{i % 3},{'buy' if i % 2 else 'sell'},{i + 1},{10 + i}.5,0.1,USD,equity,T{i},\n" for i in range(23))
+    text = "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n" + rows
+    whole = GenericCsv().extract(Source.from_bytes("t.csv", text.encode()), Context())
+    monkeypatch.setattr(generic, "CHUNK", 5)
+    monkeypatch.setattr(generic, "CHUNK_BYTES", 0)
+    assert generic._line_chunks(Source.from_bytes("t.csv", text.encode()), GenericCsv().layout) is not None
+    chunked = GenericCsv().extract(Source.from_bytes("t.csv", text.encode()), Context())
+    assert to_csv(chunked.trades) == to_csv(whole.trades) and chunked.rows_read == whole.rows_read == 23
+    bad = text.replace("T7,\n", "T7,,extra\n")
+    out = GenericCsv().extract(Source.from_bytes("t.csv", bad.encode()), Context())
+    assert len(out.errors) == 1 and str(out.errors[0]).startswith("t.csv:9: ")  # T7 is on line 9
