@@ -146,7 +146,9 @@ def _print_file_result(result: FileResult, out: Console, err: Console, quiet: bo
         err.print(f"{result.problem}", markup=False)
         return
     for warning in result.warnings:
-        err.print(f"{result.path}: warning: {warning}", markup=False)
+        # Warnings that point at a line already start with "path:line:".
+        where, _, rest = warning.partition(": ") if warning.startswith(f"{result.path}:") else (result.path, "", warning)
+        err.print(f"{where}: warning: {rest}", markup=False)
     if quiet:
         return
     if result.status == "already imported":
