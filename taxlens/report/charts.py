@@ -93,6 +93,7 @@ def frontier(metrics: pl.DataFrame) -> str:
     actual trades marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(12, 5))
+    labelled = 0
     for r in metrics.iter_rows(named=True):
         x, y = float(r["tracking_error"]) * 100, float(r["tax_and_fees"])
         if r["policy"] == "actual":
@@ -101,7 +102,10 @@ def frontier(metrics: pl.DataFrame) -> str:
         else:
             ax.scatter([x], [y], s=22, color="#bbbbbb" if r["dominated"] else _LONG, zorder=2)
             if not r["dominated"]:
-                ax.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(5, -10), fontsize=7, color=_INK)
+                # Frontier points often sit close together: stagger their labels.
+                ax.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(6, 6 + 11 * (labelled % 4)),
+                            fontsize=7, color=_INK, arrowprops={"arrowstyle": "-", "color": "#cccccc", "lw": 0.5})
+                labelled += 1
     ax.set_title("Cost against tracking error (lower left is better)")
     ax.set_xlabel("tracking error vs target, % a year")
     ax.set_ylabel("tax + fees, USD")
