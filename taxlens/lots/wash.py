@@ -27,11 +27,10 @@ half-even cumulative rule as booking, so the disallowed parts of a loss add up t
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import datetime as dt
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -42,12 +41,13 @@ from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
 from taxlens.lots.frames import ACQUIRE, DISPOSAL_SCHEMA, LOT_SCHEMA, SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT
 from taxlens.lots.holding import anniversary
-from taxlens.money import div_units, mul_units
+from taxlens.money import SCALE
 
 WINDOW = 30  # days either side of the sale (the 61-day period)
 TAXABLE, ADVANTAGED, OUTSIDE = "taxable", "advantaged", "outside"
 DEFERRED, PERMANENT, INFO = "deferred", "permanent", "info"
 _EPOCH = dt.date(1970, 1, 1).toordinal()
+_UNIT = 10**SCALE  # one share or dollar in units of 1e-18
 
 #: Disposals after the pass: booking's columns plus what the wash pass decides.
 WASHED_DISPOSAL_SCHEMA: dict[str, pl.DataType] = {
@@ -101,27 +101,28 @@ class Washed:
     problems: list[RowError] = field(default_factory=list)
 
 
-class _Lot:
-    """One lot's shares as the pass sees them (mutable, private)."""
-
-    __slots__ = ("acquired", "free", "i", "p", "q", "role", "segs", "seq", "sold")
-
-    def __init__(self, i: int, q: int, acquired: int, role: str, seq: int) -> None:
-        self.i, self.q, self.acquired, self.role, self.seq = i, q, acquired, role, seq
-        self.sold = 0  # shares [0, sold) are sold
-        self.free = 0  # replacement shares are handed out from max(sold, free)
-        self.segs: list[tuple[int, int, int, int]] = []  # (start, end, adjustment, tacked days), in order
-        self.p = 0  # segs[:p] end before the shares sold so far: no later slice reaches them
-
-
 def _part(total: int, whole: int, start: int, end: int) -> int:
     """F(end) − F(start) for ``total`` spread over ``whole``, where F(x) = total at x = whole
     and unit × x otherwise (booking's cumulative half-even split: parts add up exactly)."""
     if start == 0 and end == whole:
         return total
-    unit = div_units(total, whole)
-    hi = total if end == whole else mul_units(unit, end)
-    return hi - (mul_units(unit, start) if start else 0)
+    # taxlens.money's div_units and mul_units inlined (whole > 0): this runs for every range a
+    # slice cuts, and the calls cost more than the arithmetic.
+    unit, r = divmod(total * _UNIT, whole)
+    if 2 * r > whole or (2 * r == whole and unit & 1):
+        unit += 1
+    if end == whole:
+        hi = total
+    else:
+        hi, r = divmod(unit * end, _UNIT)
+        if 2 * r > _UNIT or (2 * r == _UNIT and hi & 1):
+            hi += 1
+    if not start:
+        return hi
+    lo, r = divmod(unit * start, _UNIT)
+    if 2 * r > _UNIT or (2 * r == _UNIT and lo & 1):
+        lo += 1
+    return hi - lo
 
 
 def apply_wash_sales(
@@ -169,9 +170,12 @@ def apply_wash_sales(
         run.load(d, lt)
         run.go()
         problems = run.carry_problems(events, base_lots)
-        return Washed(
+        washed = Washed(
             run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(base_lots), problems,
         )
+        # Freed while the collector is still off: once on, it would first scan all of it again.
+        del run
+    return washed
 
 
 @contextlib.contextmanager
@@ -217,72 +221,61 @@ def _groups_with_a_possible_wash(d: pl.DataFrame, lt: pl.DataFrame) -> list[tupl
     return sorted({(h, g) for h, g in s.filter(pl.Series(hit)).select("_hh", "_grp").unique().iter_rows()})
 
 
+_SPAN = 1 << 20  # days since 1970 fit in 20 bits until the year 4840: groups side by side on one axis
+_END = 1 << 62  # more days than any holding period: a start for a minimum or (negated) a maximum
+#: One range of a lot's shares given a deferred loss: (start, end, loss added, days tacked).
+_Seg = tuple[int, int, int, int]
+
+
 class _Pass:
+    """The pass's state as flat lists indexed by lot (a row of ``lt``) or slice (a row of ``d``),
+    not an object per lot: the loop indexes lists, and there are far fewer objects to build and
+    free. Output goes to flat lists, one record after another, cut into columns by slicing when
+    the frames are built; the frames do the arithmetic that no decision in the loop needs on
+    the columns (polars' DECIMAL(38,18) arithmetic is taxlens.money's, digit for digit)."""
+
     def __init__(self, settings: WashSettings, crypto: frozenset[str], month_end_rule: bool) -> None:
         self.settings, self.crypto, self.month_end_rule = settings, crypto, month_end_rule
         self.anniversaries: dict[int, int] = {}
-        # Output: disposal pieces as (row of the slice they come from, quantity, proceeds, basis,
-        # adjustment, gain, adjusted acquired, term, wash basis), and matches.
-        self.rows: list[tuple[int, int, int | None, int | None, int, int | None, int, str, int]] = []
-        self.w: list[tuple[int, int, int, int, int, str]] = []
-        self.touched: dict[int, _Lot] = {}  # lots with adjusted ranges, by lots-frame row
+        # Output, one record after another. Slices kept whole but changed, _ROW fields each:
+        # (slice, loss disallowed, deferred loss carried in, tacked days); slices cut into a
+        # piece per term, _SPLIT_ROW fields each: (slice, quantity, proceeds, basis, adjustment,
+        # gain, adjusted acquired, wash basis); and matches, _MATCH fields each: (slice, lot,
+        # first share used, shares, disallowed, tacked days).
+        self.rows: list[int] = []
+        self.split_rows: list[int | None] = []
+        self.w: list[int] = []
+        self._matches: pl.DataFrame | None = None
 
     def _anniversary(self, acquired: int) -> int:
         day = dt.date.fromordinal(acquired + _EPOCH)
         ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
         return ann
 
-    def _term(self, acquired: int, disposed: int) -> str:
-        ann = self.anniversaries.get(acquired)
-        if ann is None:
-            ann = self._anniversary(acquired)
-        return "long" if disposed > ann else "short"
-
-    def _by_term(self, pieces: list[tuple[int, int, int]], acquired: int, disposed: int) -> list[tuple[int, int, int]]:
-        """The pieces of a slice merged by term: (quantity, deferred loss, tacked days), at most
-        one short and one long. Merged shares keep the fewest tacked days among them (the
-        latest adjusted date: never a longer holding period than every share had), which is
-        what keeps chains from cutting lots ever finer; their amounts stay exact sums."""
-        if len(pieces) == 1:
-            return pieces
-        anns, terms = self.anniversaries, set()
-        for _, _, tack in pieces:
-            ann = anns.get(acquired - tack)
-            terms.add(disposed > (self._anniversary(acquired - tack) if ann is None else ann))
-        if len(terms) == 1:  # the common case: all of one term
-            return [(sum(p[0] for p in pieces), sum(p[1] for p in pieces), min(p[2] for p in pieces))]
-        merged: dict[str, list[int]] = {}
-        for pq, adj, tack in pieces:
-            term = self._term(acquired - tack, disposed)
-            entry = merged.get(term)
-            if entry is None:
-                merged[term] = [pq, adj, tack]
-            else:
-                entry[0] += pq
-                entry[1] += adj
-                if tack < entry[2]:
-                    entry[2] = tack
-        return [(q, adj, tack) for q, adj, tack in merged.values()]
-
     def load(self, d: pl.DataFrame, lt: pl.DataFrame) -> None:
-        self.d = d.sort("_i")
+        """Read the slices ``d`` and lots ``lt`` into the lists the loop runs on."""
+        self.d = d = d.sort("_i")
         self.lt = lt
-
-    def go(self) -> None:
-        d, lt = self.d, self.lt
         units = lambda f, c: f.get_column(c).cast(DECIMAL).to_physical().to_list()  # noqa: E731
         days = lambda f, c: f.get_column(c).cast(pl.Date).to_physical().to_list()  # noqa: E731
-        lots = [
-            _Lot(*row)
-            for row in zip(lt["_i"].to_list(), units(lt, "quantity"), days(lt, "acquired"), lt["_role"].to_list(), lt["seq"].to_list(),
-                           strict=True)
-        ]
-        # Acquisitions, grouped by (household, group) in their order in the frame.
-        cand = lt.with_row_index("_k").filter("_cand").group_by("_hh", "_grp", maintain_order=True).agg("_k")
-        self.groups: dict[tuple[str, str], _Group] = {
-            (hh, grp): _Group(sorted((lots[k] for k in ks), key=lambda lot: (lot.acquired, lot.seq))) for hh, grp, ks in cand.iter_rows()
-        }
-        group_list = list(self.groups.values())
+        n_lots = lt.height
+        # Per lot: shares [0, sold) are sold; replacement shares are handed out from
+        # max(sold, free); segs: the adjusted ranges in share order (None until the first),
+        # and p: segs[:p] end before the shares sold so far, so no later slice reaches them.
+        self.qty: list[int] = units(lt, "quantity")
+        self.sold, self.free, self.p = [0] * n_lots, [0] * n_lots, [0] * n_lots
+        self.segs: list[list[_Seg] | None] = [None] * n_lots
+        # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
+        # in (group, date, seq) order: a window never reaches into another group.
+        cand = lt.with_row_index("_k").filter("_cand")
+        group_keys = cand.select("_hh", "_grp").unique(maintain_order=True).with_row_index("_g")
+        on_axis = (
+            cand.join(group_keys, on=["_hh", "_grp"], nulls_equal=True, maintain_order="left")
+            .select("_k", (pl.col("_g").cast(pl.Int64) * _SPAN + pl.col("acquired").cast(pl.Int32)).alias("_x"), "seq")
+            .sort("_x", "seq", maintain_order=True)
+        )
+        self.group = _Group(on_axis["_k"].to_list(), self.qty, self.sold, self.free, (lt["_role"] == TAXABLE).to_list(), self.segs, self.w)
+        axis = on_axis["_x"].to_numpy()
         # Each slice's lot and group as indexes, found by joins rather than per-slice lookups.
         # A lot is found by (scope, seq, lot_id), the last one of equal keys, nulls matching nulls
         # as in a dict; a shortfall slice (null lot_seq) has none.
@@ -290,97 +283,161 @@ class _Pass:
         lot_keys = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_lot").unique(
             subset=key, keep="last"
         )
-        group_keys = pl.DataFrame(list(self.groups), schema={"_hh": pl.String, "_grp": pl.String}, orient="row").with_row_index("_g")
         found = (
-            d.select("_i", *key, "_hh", "_grp", "_role", "symbol")
+            d.select("_i", *key, "_hh", "_grp", "_role", "symbol", "disposed")
             .join(lot_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
             .join(group_keys, on=["_hh", "_grp"], how="left", nulls_equal=True, maintain_order="left")
             .select(
                 pl.when(pl.col("lot_seq").is_not_null()).then("_lot").alias("_lot"),
-                # A slice can start a wash only if it is a taxable sale of a group with acquisitions.
-                pl.when(pl.col("_role") == TAXABLE).then("_g").alias("_g"),
+                # A slice can start a wash only if it is a taxable sale of a group with
+                # acquisitions: x, its day on the acquisitions' axis, is null otherwise.
+                pl.when(pl.col("_role") == TAXABLE).then(pl.col("_g").cast(pl.Int64) * _SPAN + pl.col("disposed").cast(pl.Int32))
+                .alias("_x"),
                 (pl.lit(self.settings.crypto) | ~pl.col("symbol").is_in(pl.Series(sorted(self.crypto), dtype=pl.String).implode()).fill_null(False))
                 .alias("_applies"),
             )
+            .with_columns(
+                # A slice carrying no deferred loss is left as it is unless it is a loss to wash.
+                ((d["gain"] < 0) & pl.col("_x").is_not_null()).fill_null(False).alias("_loss"),
+            )
         )
         assert found.height == d.height
-        lot_ = [None if k is None else lots[k] for k in found["_lot"].to_list()]
-        grp_ = [None if g is None else group_list[g] for g in found["_g"].to_list()]
-        app_ = found["_applies"].to_list()
-        n = d.height
-        i_, q_, proc_, basis_ = d["_i"].to_list(), units(d, "quantity"), units(d, "proceeds"), units(d, "cost_basis")
-        acq_, disp_, gain_ = days(d, "acquired"), days(d, "disposed"), units(d, "gain")
+        self.applies: list[bool] = found["_applies"].to_list()
+        self.slice_lot: list[int | None] = found["_lot"].to_list()
+        # Each slice's window as positions on the axis, [first, stop): a sorted search for all
+        # slices at once rather than a bisection per loss.
+        x = found["_x"].fill_null(0).to_numpy()
+        first = pl.Series(np.searchsorted(axis, x - WINDOW, side="left"), dtype=pl.Int64)
+        self.window_first: list[int | None] = first.set(found["_x"].is_null(), None).to_list()  # type: ignore[arg-type]
+        self.window_stop: list[int] = np.searchsorted(axis, x + WINDOW, side="right").tolist()
+        self.slice_loss: list[bool] = found["_loss"].to_list()
+        self.slice_q = units(d, "quantity")
+        # Basis less proceeds (the loss, before any deferred loss the shares carry): the one
+        # amount the loop needs; the frames take proceeds and basis from the columns. (Like
+        # every DECIMAL sum here, it raises rather than wraps past 10^20.)
+        self.cost: list[int | None] = (d["cost_basis"].cast(DECIMAL) - d["proceeds"].cast(DECIMAL)).to_physical().to_list()
+        self.acquired, self.disposed = days(d, "acquired"), days(d, "disposed")
         seq = d["seq"]
+        n = d.height
         starts = pl.arg_where(seq.ne_missing(seq.shift(1)).fill_null(True), eager=True).to_list() if n else []
-        bounds = zip(starts, [*starts[1:], n], strict=True)
-        anns, out, w, touched = self.anniversaries, self.rows, self.w, self.touched
-        c0_ = [0] * n
-        for k, end in bounds:
+        self.sales = list(zip(starts, [*starts[1:], n], strict=True))
+
+    def go(self) -> None:
+        """The pass: every slice in order of sale, cut by the deferred losses its shares carry,
+        its loss washed against the replacements in its window."""
+        lot_, first_, stop_, loss_, app_ = self.slice_lot, self.window_first, self.window_stop, self.slice_loss, self.applies
+        q_, cost_, acq_, disp_ = self.slice_q, self.cost, self.acquired, self.disposed
+        sold, segs_, p_ = self.sold, self.segs, self.p
+        match, out = self.group.match, self.rows
+        c0_ = [0] * len(lot_)
+        for k, end in self.sales:
             # Every slice of the sale takes its shares first: none of them can replace another.
             for j in range(k, end):
                 lot = lot_[j]
                 if lot is not None:
-                    c0_[j] = lot.sold
-                    lot.sold += q_[j]
+                    c0_[j] = sold[lot]
+                    sold[lot] += q_[j]
             for j in range(k, end):
                 lot = lot_[j]
                 if lot is None:
                     continue  # a shortfall: no shares to carry or to wash
-                q, group, segs = q_[j], grp_[j], lot.segs
-                carried = False
-                if segs:
-                    # Skip the ranges that end before this slice's shares [c0, c0 + q): the
-                    # lot's slices come in share order, so they never reach them again.
-                    c0, p, last = c0_[j], lot.p, len(segs)
+                q, segs = q_[j], segs_[lot]
+                if segs is not None:
+                    # Skip the ranges that end before this slice's shares [c0, c1): the lot's
+                    # slices come in share order, so they never reach them again.
+                    c0, p, last = c0_[j], p_[lot], len(segs)
+                    c1 = c0 + q
                     while p < last and segs[p][1] <= c0:
                         p += 1
-                    lot.p = p
-                    carried = p < last and (segs[p][0] < c0 + q or segs[p][0] <= c0)
-                if carried:
-                    pieces = _cut(segs, p, c0, c0 + q)
-                    if len(pieces) > 1:
-                        pieces = self._by_term(pieces, acq_[j], disp_[j])
-                        if len(pieces) > 1:
-                            self._pieces(j, lot, group, pieces, q, proc_[j], basis_[j], acq_[j], disp_[j], app_[j], i_[j])
-                            continue
-                    _, adj_in, tack = pieces[0]
-                else:
-                    g = gain_[j]
-                    if g is None or g >= 0 or group is None:
-                        continue  # unchanged: no deferred loss in it and no loss to wash
-                    adj_in = tack = 0
-                # The slice as one piece (the common case, inlined): its own proceeds and basis.
-                pp, pb = proc_[j], basis_[j]
-                b = None if pb is None else pb + adj_in
-                gain = None if b is None or pp is None else pp - b
-                adj_acq = acq_[j] - tack
-                disposed = disp_[j]
-                disallowed = 0
-                if gain is not None and gain < 0 and group is not None:
-                    applies = app_[j]
-                    held = disposed - adj_acq
-                    for rep, m, amount in group.match(lot, q, -gain, disposed, applies, held):
-                        if applies:
-                            w.append((j, rep.i, m, amount, held, PERMANENT if rep.role == ADVANTAGED else DEFERRED))
-                            disallowed += amount
-                            if rep.role == TAXABLE:
-                                touched[rep.i] = rep
+                    p_[lot] = p
+                    if p < last and (segs[p][0] < c1 or segs[p][0] <= c0):
+                        s, e, adj, tack = segs[p]
+                        if s <= c0 and c1 <= e:  # inside one range (the common case): one piece
+                            adj_in = adj if s == c0 and e == c1 else _part(adj, e - s, c0 - s, c1 - s)
                         else:
-                            w.append((j, rep.i, m, amount, held, INFO))
-                if not (disallowed or adj_in):
+                            merged = self._carried(segs, p, c0, c1, acq_[j], disp_[j])
+                            if merged is None:  # shares of both terms: a piece each
+                                self._pieces(j, lot, self._by_term(_cut(segs, p, c0, c1), acq_[j], disp_[j]))
+                                continue
+                            adj_in, tack = merged
+                    elif loss_[j]:
+                        adj_in = tack = 0
+                    else:
+                        continue  # unchanged: no deferred loss in it and no loss to wash
+                elif loss_[j]:
+                    adj_in = tack = 0
+                else:
                     continue
-                ann = anns.get(adj_acq)
-                if ann is None:
-                    ann = self._anniversary(adj_acq)
-                out.append((i_[j], q, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq,
-                            "long" if disposed > ann else "short", adj_in))
+                # The slice as one piece: its own proceeds, and its basis plus the loss it carries.
+                cost = cost_[j]
+                disallowed = 0
+                if cost is not None and cost + adj_in > 0:
+                    first = first_[j]
+                    if first is not None:
+                        disallowed = match(j, lot, q, cost + adj_in, first, stop_[j], app_[j], disp_[j] - acq_[j] + tack)
+                if disallowed or adj_in:
+                    out.extend((j, disallowed, adj_in, tack))
 
-    def _pieces(
-        self, j: int, lot: _Lot, group: _Group | None, pieces: list[tuple[int, int, int]], q: int, proceeds: int | None,
-        basis: int | None, acquired: int, disposed: int, applies: bool, i: int,
-    ) -> None:
-        """Wash what is a loss among the (several) ``pieces`` of slice ``j`` and record their rows."""
-        rows = []
+    def _carried(self, segs: list[_Seg], k: int, c0: int, c1: int, acquired: int, disposed: int) -> tuple[int, int] | None:
+        """Shares [c0, c1) of a lot (``segs[k]``: its first range that ends after c0) as one
+        piece: (deferred loss, tacked days), or None when they are not all of one term. Merged
+        shares keep the fewest tacked days among them (the latest adjusted date: never a longer
+        holding period than every share had), which is what keeps chains from cutting lots
+        ever finer; the amount stays an exact sum. The anniversary of a date never moves back as
+        the date moves on, so the shares with the most and the fewest tacked days decide."""
+        adj_sum, fewest, most = 0, _END, -_END
+        at, n = c0, len(segs)
+        while at < c1:
+            if k == n or c1 <= segs[k][0]:  # the rest is past the ranges: nothing deferred
+                fewest, most = min(fewest, 0), max(most, 0)
+                break
+            s, e, adj, tack = segs[k]
+            if at < s:  # a gap before the range: nothing deferred
+                fewest, most = min(fewest, 0), max(most, 0)
+                at = s
+            stop = c1 if c1 < e else e
+            adj_sum += adj if at == s and stop == e else _part(adj, e - s, at - s, stop - s)
+            if tack < fewest:
+                fewest = tack
+            if tack > most:
+                most = tack
+            at = stop
+            k += 1
+        anns = self.anniversaries
+        latest, earliest = anns.get(acquired - fewest), anns.get(acquired - most)
+        if latest is None:
+            latest = self._anniversary(acquired - fewest)
+        if earliest is None:
+            earliest = self._anniversary(acquired - most)
+        if (disposed > latest) != (disposed > earliest):
+            return None
+        return adj_sum, fewest
+
+    def _by_term(self, pieces: list[tuple[int, int, int]], acquired: int, disposed: int) -> list[list[int]]:
+        """``pieces`` (quantity, deferred loss, tacked days) merged by term, in the order the
+        terms first appear: one short and one long, each with the fewest tacked days of its
+        shares and the exact sums of their quantities and amounts."""
+        merged: dict[bool, list[int]] = {}
+        for pq, adj, tack in pieces:
+            ann = self.anniversaries.get(acquired - tack)
+            if ann is None:
+                ann = self._anniversary(acquired - tack)
+            entry = merged.get(disposed > ann)
+            if entry is None:
+                merged[disposed > ann] = [pq, adj, tack]
+            else:
+                entry[0] += pq
+                entry[1] += adj
+                if tack < entry[2]:
+                    entry[2] = tack
+        return list(merged.values())
+
+    def _pieces(self, j: int, lot: int, pieces: list[list[int]]) -> None:
+        """Wash what is a loss among the (several) ``pieces`` of slice ``j`` and record their
+        rows, each with its part of the slice's proceeds and basis."""
+        q, acquired, disposed = self.slice_q[j], self.acquired[j], self.disposed[j]
+        first, stop = self.window_first[j], self.window_stop[j]
+        proceeds, basis = (self.d[c].cast(DECIMAL).to_physical()[j] for c in ("proceeds", "cost_basis"))
         cum = 0
         for pq, adj_in, tack in pieces:
             pp = None if proceeds is None else _part(proceeds, q, cum, cum + pq)
@@ -390,108 +447,144 @@ class _Pass:
             gain = None if b is None or pp is None else pp - b
             adj_acq = acquired - tack
             disallowed = 0
-            if gain is not None and gain < 0 and group is not None:
-                held = disposed - adj_acq
-                for rep, m, amount in group.match(lot, pq, -gain, disposed, applies, held):
-                    status = (PERMANENT if rep.role == ADVANTAGED else DEFERRED) if applies else INFO
-                    self.w.append((j, rep.i, m, amount, held, status))
-                    if applies:
-                        disallowed += amount
-                        if rep.role == TAXABLE:
-                            self.touched[rep.i] = rep
-            rows.append((i, pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq,
-                         self._term(adj_acq, disposed), adj_in))
-        self.rows.extend(rows)
+            if gain is not None and gain < 0 and first is not None:
+                disallowed = self.group.match(j, lot, pq, -gain, first, stop, self.applies[j], disposed - adj_acq)
+            self.split_rows.extend((j, pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq, adj_in))
+
+    def matches(self) -> pl.DataFrame:
+        """The matches (``w``) as columns: slice j, lot k, start (of the replacement shares
+        used, in the lot's share order), m (how many), amount (disallowed) and held (days)."""
+        if self._matches is None:
+            w = self.w
+            j, k, start, m, amount, held = (w[c::_MATCH] for c in range(_MATCH))
+            self._matches = pl.DataFrame([
+                pl.Series("j", j, dtype=pl.UInt32), pl.Series("k", k, dtype=pl.UInt32), _decimals(start).alias("start"),
+                _decimals(m).alias("m"), _decimals(amount).alias("amount"), pl.Series("held", held, dtype=pl.Int32),
+            ])
+        return self._matches
+
+    def adjusted_ranges(self) -> pl.DataFrame:
+        """The ranges the pass adjusted, in (lot, share) order: lot k, shares [s, e), the loss
+        added to their basis (adj) and the days tacked on (tack). They are the matches where
+        the rule applied to a taxable replacement, as ``_Group.match`` kept them in ``segs``."""
+        w = self.matches()
+        applies = pl.Series(self.applies, dtype=pl.Boolean).gather(w["j"])
+        taxable = (self.lt["_role"] == TAXABLE).gather(w["k"])
+        # A lot's ranges were made in share order: a stable sort by lot keeps it.
+        return w.filter(applies & taxable).select(
+            "k", pl.col("start").alias("s"), (pl.col("start") + pl.col("m")).alias("e"), pl.col("amount").alias("adj"),
+            pl.col("held").alias("tack"),
+        ).sort("k", maintain_order=True)
 
     # -- frames ----------------------------------------------------------------------------------
 
     def disposals_frame(self, base: pl.DataFrame) -> pl.DataFrame:
         """``base`` with the slices of the groups the pass ran on replaced by their pieces."""
-        if not self.rows:
+        if not (self.rows or self.split_rows):
             return base
-        from taxlens.lots._loopfast import FastLoop
-
-        dec = FastLoop._decimals
-        p_i, p_q, p_proc, p_basis, p_adj, p_gain, p_adj_acq, p_term, p_wash_basis = (list(c) for c in zip(*self.rows, strict=True))
-        pieces = base.with_row_index("_i")[pl.Series(p_i, dtype=pl.UInt32)].with_columns(
-            dec(p_q).alias("quantity"), dec(p_proc).alias("proceeds"), dec(p_basis).alias("cost_basis"),
-            dec(p_adj).alias("adjustment"), dec(p_gain).alias("gain"),
-            pl.Series(p_adj_acq, dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
-            pl.Series(p_term, dtype=pl.String).alias("term"), dec(p_wash_basis).alias("wash_basis"),
-            pl.Series(["W" if a else None for a in p_adj], dtype=pl.String).alias("adjustment_code"),
+        rows = self.rows
+        j, tack = pl.Series(rows[0::_ROW], dtype=pl.UInt32), pl.Series(rows[3::_ROW], dtype=pl.Int32)
+        adj, wash_basis = _decimals(rows[1::_ROW]), _decimals(rows[2::_ROW])
+        # A slice kept whole: its quantity and proceeds, and the loss it carries added to its basis.
+        whole = self.d.select("quantity", "proceeds", "cost_basis", "acquired")[j].select(
+            pl.lit(j).alias("j"), pl.col("quantity").cast(DECIMAL), pl.col("proceeds").cast(DECIMAL),
+            (pl.col("cost_basis").cast(DECIMAL) + wash_basis).alias("cost_basis"), adj.alias("adjustment"),
+            (pl.col("acquired").cast(pl.Int32) - tack).alias("adjusted_acquired"), wash_basis.alias("wash_basis"),
+        ).with_columns((pl.col("proceeds") - pl.col("cost_basis") + pl.col("adjustment")).alias("gain"))
+        split_rows = self.split_rows
+        split = pl.DataFrame([
+            pl.Series("j", split_rows[0::_SPLIT_ROW], dtype=pl.UInt32),
+            *(_decimals(split_rows[c::_SPLIT_ROW]).alias(name) for c, name in ((1, "quantity"), (2, "proceeds"), (3, "cost_basis"), (4, "adjustment"))),
+            pl.Series("adjusted_acquired", split_rows[6::_SPLIT_ROW], dtype=pl.Int32),
+            _decimals(split_rows[7::_SPLIT_ROW]).alias("wash_basis"), _decimals(split_rows[5::_SPLIT_ROW]).alias("gain"),
+        ])
+        pieces = pl.concat([whole, split]).sort("j", maintain_order=True)
+        # The term of each adjusted date, from the anniversary of each distinct one.
+        anns = self.anniversaries
+        ann = {a: anns[a] if a in anns else self._anniversary(a) for a in pieces["adjusted_acquired"].unique().to_list()}
+        pieces = pieces.with_columns(
+            pl.when(pl.col("adjustment") != 0).then(pl.lit("W")).alias("adjustment_code"),
+            pl.when(pl.Series(self.disposed, dtype=pl.Int32).gather(pieces["j"])
+                    > pl.col("adjusted_acquired").replace_strict(ann, return_dtype=pl.Int32)).then(pl.lit("long")).otherwise(pl.lit("short"))
+            .alias("term"),
+            pl.col("adjusted_acquired").cast(pl.Date),
         )
-        rest = base.with_row_index("_i").filter(~pl.col("_i").is_in(pl.Series(p_i, dtype=pl.UInt32).implode()))
-        return pl.concat([rest, pieces.select(rest.columns)]).sort("_i", maintain_order=True).drop("_i")
+        return _replace_rows(base, self.d["_i"].gather(pieces["j"]), pieces.drop("j"))
 
     def lots_frame(self, base: pl.DataFrame) -> pl.DataFrame:
-        """``base`` with every lot that received adjustments cut into its ranges."""
-        if not self.touched:
+        """``base`` with every lot that received adjustments cut into its ranges: the adjusted
+        ones and the gaps between them, covering [0, quantity). Computed on the columns, as
+        polars multiplies and divides DECIMAL(38,18) exactly as mul_units and div_units do."""
+        segs = self.adjusted_ranges()
+        if segs.height == 0:
             return base
-        from taxlens.lots._loopfast import FastLoop
-
-        dec = FastLoop._decimals
-        rows = base.with_row_index("_i")
-        order = sorted(self.touched)
-        touched = rows[pl.Series(order, dtype=pl.UInt32)]
-        qs = touched["quantity"].cast(DECIMAL).to_physical().to_list()
-        bs = touched["cost_basis"].cast(DECIMAL).to_physical().to_list()
-        oq = touched["open_quantity"].cast(DECIMAL).to_physical().to_list()
-        acq = touched["acquired"].cast(pl.Date).to_physical().to_list()
-        out: list[tuple[int, int, int | None, int | None, int, int | None, int | None, int]] = []
-        for i, q, b, open_q_all, acquired in zip(order, qs, bs, oq, acq, strict=True):
-            used = q - open_q_all
-            # The basis is split as _part(b, q, s, e) does, dividing once per lot: the ranges
-            # run [0, q) in order, so each one's F(s) is the previous one's F(e).
-            unit = div_units(b, q) if b is not None and q else 0
-            lo = 0
-            for s, e, adj, tack in _ranges(self.touched[i].segs, q):
-                if b is None:
-                    cb = ob = None
-                else:
-                    hi = b if e == q else mul_units(unit, e)
-                    cb, lo = hi - lo, hi
-                open_s = s if s > used else used
-                open_q = e - open_s if e > open_s else 0
-                if not open_q:
-                    ob = None if b is None else 0
-                    oadj = 0
-                elif open_s == s:
-                    ob, oadj = cb, adj
-                else:
-                    ob = None if b is None else hi - mul_units(unit, open_s)  # open_s = used > 0
-                    oadj = _part(adj, e - s, open_s - s, e - s)
-                out.append((i, e - s, cb, None if cb is None else cb + adj, open_q, ob, None if ob is None else ob + oadj,
-                            acquired - tack))
-        r_i, *values, adj_acq = (list(c) for c in zip(*out, strict=True))
-        cols = dict(zip(("quantity", "cost_basis", "adjusted_basis", "open_quantity", "open_basis", "open_adjusted_basis"), values,
-                        strict=True))
-        cut = rows[pl.Series(r_i, dtype=pl.UInt32)].with_columns(
-            *(dec(cols[c]).alias(c) for c in ("quantity", "cost_basis", "adjusted_basis", "open_quantity", "open_basis", "open_adjusted_basis")),
-            pl.Series(adj_acq, dtype=pl.Int32).cast(pl.Date).alias("adjusted_acquired"),
+        zero = pl.lit(0, dtype=pl.Int128).reinterpret(dtype=DECIMAL)
+        k, s, e = pl.col("k"), pl.col("s"), pl.col("e")
+        # Ranges in order from a sort key: 3p + 1 for the adjusted range at position p, 3p for
+        # the gap before it, 3p + 2 for the gap after it when it is its lot's last.
+        lots = self.lt.select("_i", "quantity")[segs["k"]]
+        segs = segs.with_columns(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("at"), lots["quantity"].alias("q"),
+            pl.when(k == k.shift(1)).then(e.shift(1)).otherwise(zero).alias("before"),  # where the previous range ends
+            (k != k.shift(-1)).fill_null(True).alias("last"),
         )
-        rest = rows.filter(~pl.col("_i").is_in(pl.Series(order, dtype=pl.UInt32).implode()))
-        return pl.concat([rest, cut.select(rest.columns)]).sort("_i", maintain_order=True).drop("_i")
+        ranges = pl.concat([
+            segs.select("k", "s", "e", "adj", "tack", (3 * pl.col("at") + 1).alias("at")),
+            segs.filter(s > pl.col("before")).select("k", pl.col("before").alias("s"), s.alias("e"), zero.alias("adj"),
+                                                     pl.lit(0, pl.Int32).alias("tack"), (3 * pl.col("at")).alias("at")),
+            segs.filter(pl.col("last") & (e < pl.col("q"))).select("k", e.alias("s"), pl.col("q").alias("e"), zero.alias("adj"),
+                                                                 pl.lit(0, pl.Int32).alias("tack"), (3 * pl.col("at") + 2).alias("at")),
+        ]).sort("at").drop("at")
+        row = self.lt["_i"].gather(ranges["k"])
+        lot = base.select("quantity", "cost_basis", "open_quantity", "acquired")[row]
+        # Each range's basis is F(e) − F(s): the lot's basis spread over its shares as _part does,
+        # F(x) = basis at x = quantity, unit × x below. Of the shares still open, [open_s, e):
+        # none (nothing), all (the range's own) or the later part (split as _part splits it).
+        # One step per column, so each product is computed once.
+        q, b, adj = pl.col("quantity"), pl.col("cost_basis"), pl.col("adj")
+        unit, f_e, cb, open_s, open_q, ob = (pl.col(c) for c in ("unit", "f_e", "cb", "open_s", "open_q", "ob"))
+        used = q - pl.col("open_quantity")
+        cut = (
+            pl.concat([ranges, lot], how="horizontal")
+            .with_columns((b / q).alias("unit"), pl.when(s > used).then(s).otherwise(used).alias("open_s"))
+            .with_columns(pl.when(e == q).then(b).otherwise(unit * e).alias("f_e"),
+                          pl.when(e > open_s).then(e - open_s).otherwise(zero).alias("open_q"))
+            .with_columns((f_e - unit * s).alias("cb"), (open_q == 0).alias("none_open"), (open_s == s).alias("all_open"))
+            .with_columns(
+                pl.when("none_open").then(pl.when(b.is_not_null()).then(zero)).when("all_open").then(cb)
+                .otherwise(f_e - unit * open_s).alias("ob"),
+                pl.when("none_open").then(zero).when("all_open").then(adj).otherwise(adj - adj / (e - s) * (open_s - s)).alias("oadj"),
+            )
+            .select(
+                (e - s).alias("quantity"), cb.alias("cost_basis"), (cb + adj).alias("adjusted_basis"), open_q.alias("open_quantity"),
+                ob.alias("open_basis"), (ob + pl.col("oadj")).alias("open_adjusted_basis"),
+                (pl.col("acquired").cast(pl.Int32) - pl.col("tack")).cast(pl.Date).alias("adjusted_acquired"),
+            )
+        )
+        return _replace_rows(base, row, cut)
 
     def washes_frame(self, lots: pl.DataFrame) -> pl.DataFrame:
         """The matches as WASH_SCHEMA rows: the loss slice's columns gathered from the slices by
         row, the replacement's from ``lots`` (the base lots frame) by row."""
         if not self.w:
             return pl.DataFrame(schema=WASH_SCHEMA)
-        from taxlens.lots._loopfast import FastLoop
-
-        j, lot_row, m, amount, held, status = (list(c) for c in zip(*self.w, strict=True))
+        w = self.matches()
         sale = self.d.select(
             pl.col("_hh").alias("household"), pl.col("_grp").alias("wash_group"), "account", "symbol", "sell_trade_id",
             "disposed", "lot_id", "seq", "source",
-        )[pl.Series(j, dtype=pl.UInt32)]
+        )[w["j"]]
         rep = lots.select(
             pl.col("account").alias("replacement_account"), pl.col("symbol").alias("replacement_symbol"),
             pl.col("lot_id").alias("replacement_lot_id"), pl.col("acquired").alias("replacement_acquired"),
             pl.col("seq").alias("replacement_seq"),
-        )[pl.Series(lot_row, dtype=pl.UInt32)]
+        )[self.lt["_i"].gather(w["k"])]
+        # Where the rule does not apply (crypto, unless configured) a match is only listed.
+        applies = pl.Series(self.applies, dtype=pl.Boolean).gather(w["j"])
+        role = self.lt["_role"].gather(w["k"])
         frame = pl.concat([sale, rep], how="horizontal").with_columns(
-            FastLoop._decimals(m).alias("quantity"), FastLoop._decimals(amount).alias("disallowed"),
-            pl.Series(held, dtype=pl.Int32).alias("tacked_days"), pl.Series(status, dtype=pl.String).alias("status"),
+            w["m"].alias("quantity"), w["amount"].alias("disallowed"), w["held"].alias("tacked_days"),
+            pl.when(~applies).then(pl.lit(INFO)).when(role == ADVANTAGED).then(pl.lit(PERMANENT)).otherwise(pl.lit(DEFERRED))
+            .alias("status"),
         )
         return frame.with_columns(
             ((pl.col("replacement_account") == pl.col("account")) & (pl.col("replacement_symbol") == pl.col("symbol"))
@@ -502,11 +595,14 @@ class _Pass:
         """Adjusted lots in positions with splits or transfers: the ranges this pass tracks do
         not follow shares through those yet, so say where to check by hand. ``lots``: the base
         lots frame."""
-        if not self.touched:
+        if not self.w:
             return []
-        touched = lots.select("account", "symbol")[pl.Series(list(self.touched), dtype=pl.UInt32)].unique()
+        touched = self.adjusted_ranges()["k"].unique()
+        if touched.len() == 0:
+            return []
+        where = lots.select("account", "symbol")[self.lt["_i"].gather(touched)].unique()
         moves = events.filter(pl.col("kind").is_in([SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT])).join(
-            touched, on=["account", "symbol"]
+            where, on=["account", "symbol"]
         )
         first = moves.sort("seq").group_by("account", "symbol", maintain_order=True).first()
         return [
@@ -516,21 +612,36 @@ class _Pass:
         ]
 
 
-def _ranges(segs: list[tuple[int, int, int, int]], q: int) -> list[tuple[int, int, int, int]]:
-    """The lot's shares [0, q) as consecutive ranges: adjusted ones and the gaps between."""
-    out: list[tuple[int, int, int, int]] = []
-    at = 0
-    for s, e, adj, tack in segs:
-        if s > at:
-            out.append((at, s, 0, 0))
-        out.append((s, e, adj, tack))
-        at = e
-    if at < q:
-        out.append((at, q, 0, 0))
-    return out
+_ROW, _SPLIT_ROW, _MATCH = 4, 8, 6  # fields per record of _Pass.rows, _Pass.split_rows and _Pass.w
 
 
-def _cut(segs: list[tuple[int, int, int, int]], k: int, c0: int, c1: int) -> list[tuple[int, int, int]]:
+def _decimals(units: Sequence[int | None]) -> pl.Series:
+    """DECIMAL(38,18) from units, as booking builds its columns."""
+    from taxlens.lots._loopfast import FastLoop
+
+    return FastLoop._decimals(units)
+
+
+def _replace_rows(base: pl.DataFrame, rows: pl.Series, new: pl.DataFrame) -> pl.DataFrame:
+    """``base`` with row ``rows[k]`` replaced by ``new``'s row k in the columns ``new`` has (the
+    others copied): a row named n times becomes n rows in its place, in ``new``'s order.
+    ``rows`` must be ascending. Gathers by position, instead of concatenating and sorting."""
+    n = base.height
+    r = rows.to_numpy()
+    count = np.bincount(r, minlength=n)
+    named = count > 0
+    if count.max() > 1:
+        src = np.repeat(np.arange(n, dtype=np.uint32), np.where(named, count, 1))
+        base, named = base[src], named[src]
+    # Row i of the result takes new's row at the running count of named rows (new is in order).
+    at = pl.Series(np.cumsum(named, dtype=np.int64) - 1).clip(0).cast(pl.UInt32)
+    is_new = pl.Series(named)
+    return base.with_columns(
+        pl.when(is_new).then(new[c].gather(at)).otherwise(pl.col(c)).alias(c) for c in new.columns
+    )
+
+
+def _cut(segs: list[_Seg], k: int, c0: int, c1: int) -> list[tuple[int, int, int]]:
     """Shares [c0, c1) of a lot as pieces (quantity, deferred loss they carry, tacked days);
     ``segs[k]`` is the first range that ends after c0."""
     out: list[tuple[int, int, int]] = []
@@ -553,48 +664,54 @@ def _cut(segs: list[tuple[int, int, int, int]], k: int, c0: int, c1: int) -> lis
 
 
 class _Group:
-    """The acquisitions of one (household, group) in (date, seq) order, with exhausted lots
-    skipped in near-constant time (a union-find "next live lot" pointer)."""
+    """The acquisitions of every (household, group) as lots (rows of ``lt``) in (group, date,
+    seq) order, with exhausted lots skipped in near-constant time (a union-find "next live
+    lot" pointer). Works on the pass's per-lot lists and records matches into its ``w``."""
 
-    __slots__ = ("dates", "lots", "nxt")
+    __slots__ = ("free", "lots", "nxt", "qty", "segs", "sold", "taxable", "w")
 
-    def __init__(self, lots: list[_Lot]) -> None:
+    def __init__(
+        self, lots: list[int], qty: list[int], sold: list[int], free: list[int], taxable: list[bool],
+        segs: list[list[_Seg] | None], w: list[int],
+    ) -> None:
         self.lots = lots
-        self.dates = [lot.acquired for lot in lots]
-        self.nxt = list(range(len(lots) + 1))
+        self.nxt = list(range(len(lots) + 1))  # the last one: past every lot, always live
+        self.qty, self.sold, self.free, self.taxable, self.segs, self.w = qty, sold, free, taxable, segs, w
 
-    def _find(self, i: int) -> int:
-        nxt = self.nxt
-        root = i
-        while nxt[root] != root:
-            root = nxt[root]
-        while nxt[i] != root:
-            nxt[i], i = root, nxt[i]
-        return root
-
-    def match(self, sold: _Lot, q: int, loss: int, day: int, applies: bool, held: int) -> list[tuple[_Lot, int, int]]:
-        """Replacements for ``q`` shares of ``sold`` sold on ``day`` at a ``loss`` (> 0):
-        [(lot, shares, disallowed)], earliest acquisition first. Marks the shares used and,
-        when the rule ``applies`` to a taxable replacement, adds the loss to its range."""
-        out: list[tuple[_Lot, int, int]] = []
-        lots, dates, nxt, n = self.lots, self.dates, self.nxt, len(self.lots)
-        i = self._find(bisect.bisect_left(dates, day - WINDOW))
-        need, matched = q, 0
-        last = day + WINDOW
+    def match(self, j: int, sold_lot: int, q: int, loss: int, first: int, stop: int, applies: bool, held: int) -> int:
+        """Replacements among acquisitions [first, stop) (the window) for ``q`` shares of lot
+        ``sold_lot`` sold by slice ``j`` at a ``loss`` (> 0), earliest first: records each
+        match, marks the shares used and, when the rule ``applies`` to a taxable replacement,
+        adds the loss to its range. Returns the loss disallowed (0 when the rule does not apply)."""
+        lots, nxt, qty, sold, free, taxable, segs_, w = self.lots, self.nxt, self.qty, self.sold, self.free, self.taxable, self.segs, self.w
+        i = first
+        need, matched, total = q, 0, 0
         # The loss is split as _part(loss, q, matched, matched + m) does, dividing once: each
         # part is F(its end) − F(its start), and F(start) is the previous part's F(end).
+        # div_units and mul_units are inlined (half-even, as theirs).
         unit = lo = 0
-        while need > 0 and i < n and dates[i] <= last:
-            lot = lots[i]
-            start = lot.free if lot.free > lot.sold else lot.sold
-            if start >= lot.q:
+        while need > 0:
+            if nxt[i] != i:  # skip exhausted lots, compressing the path
+                root = nxt[i]
+                while nxt[root] != root:
+                    root = nxt[root]
+                while nxt[i] != root:
+                    nxt[i], i = root, nxt[i]
+                i = root
+            if i >= stop:
+                break
+            k = lots[i]
+            start, qk = free[k], qty[k]
+            if sold[k] > start:
+                start = sold[k]
+            if start >= qk:
                 nxt[i] = i + 1  # used up or sold: never a replacement again
-                i = self._find(i + 1)
+                i += 1
                 continue
-            if lot is sold:
-                i = self._find(i + 1)
+            if k == sold_lot:
+                i += 1
                 continue
-            m = lot.q - start
+            m = qk - start
             if need < m:
                 m = need
             end = matched + m
@@ -602,21 +719,29 @@ class _Group:
                 amount = loss - lo if matched else loss
             else:
                 if not matched:
-                    unit = div_units(loss, q)
-                hi = mul_units(unit, end)
+                    unit, r = divmod(loss * _UNIT, q)  # div_units(loss, q); loss, q > 0
+                    if 2 * r > q or (2 * r == q and unit & 1):
+                        unit += 1
+                hi, r = divmod(unit * end, _UNIT)  # mul_units(unit, end)
+                if 2 * r > _UNIT or (2 * r == _UNIT and hi & 1):
+                    hi += 1
                 amount, lo = hi - lo, hi
             matched = end
             need -= m
-            lot.free = start + m
-            if applies and lot.role == TAXABLE:
-                lot.segs.append((start, start + m, amount, held))
-            out.append((lot, m, amount))
-            if lot.free >= lot.q:
+            end = free[k] = start + m
+            if applies:
+                total += amount
+                if taxable[k]:
+                    segs = segs_[k]
+                    if segs is None:
+                        segs_[k] = [(start, end, amount, held)]
+                    else:
+                        segs.append((start, end, amount, held))
+            w.extend((j, k, start, m, amount, held))
+            if end >= qk:
                 nxt[i] = i + 1
             i += 1
-            if nxt[i] != i:
-                i = self._find(i)
-        return out
+        return total
 
 
 def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None) -> dict[str, Decimal | int]:

@@ -21,7 +21,6 @@ slices washed, matches, lot rows after cutting). Not part of the test run; no as
 from __future__ import annotations
 
 import argparse
-import bisect
 import resource
 import subprocess
 import sys
@@ -43,26 +42,29 @@ from tests.bench.bench_book import DATA, generate  # noqa: E402
 class ScanGroup(wash._Group):
     """The textbook loop: every acquisition in the window is looked at, used up or not."""
 
-    def match(self, sold, q, loss, day, applies, held):  # type: ignore[no-untyped-def]
-        out = []
-        lots, dates = self.lots, self.dates
-        i = bisect.bisect_left(dates, day - wash.WINDOW)
-        need, matched = q, 0
-        while need > 0 and i < len(lots) and dates[i] <= day + wash.WINDOW:
-            lot = lots[i]
-            i += 1
-            start = max(lot.free, lot.sold)
-            if start >= lot.q or lot is sold:
+    def match(self, j, sold_lot, q, loss, first, stop, applies, held):  # type: ignore[no-untyped-def]
+        total = matched = 0
+        need = q
+        for i in range(first, stop):
+            if need <= 0:
+                break
+            k = self.lots[i]
+            start = max(self.free[k], self.sold[k])
+            if start >= self.qty[k] or k == sold_lot:
                 continue
-            m = min(need, lot.q - start)
+            m = min(need, self.qty[k] - start)
             amount = wash._part(loss, q, matched, matched + m)
             matched += m
             need -= m
-            lot.free = start + m
-            if applies and lot.role == wash.TAXABLE:
-                lot.segs.append([start, start + m, amount, held])
-            out.append((lot, m, amount))
-        return out
+            self.free[k] = start + m
+            if applies:
+                total += amount
+                if self.taxable[k]:
+                    if self.segs[k] is None:
+                        self.segs[k] = []
+                    self.segs[k].append((start, start + m, amount, held))
+            self.w.extend((j, k, start, m, amount, held))
+        return total
 
 
 def booked(n: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
