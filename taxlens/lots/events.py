@@ -41,6 +41,7 @@ from taxlens.lots.wash import WashSettings
 from taxlens.money import plain
 
 TRANSFER_WINDOW = dt.timedelta(days=7)
+UNIVERSAL_UNTIL = dt.date(2025, 1, 1)  # pooled crypto lots end here (per-account from 2025)
 
 _KIND = {
     "buy": ACQUIRE, "reinvest": ACQUIRE, "income": ACQUIRE,
@@ -126,7 +127,10 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     )
     scope = pl.col("account")
     if settings.crypto_universal:
-        scope = pl.when(pl.col("asset_class") == "crypto").then(pl.lit("universal:") + pl.col("owner").fill_null("self")).otherwise(scope)
+        # Pooled ("universal") crypto lots are allowed for years before 2025 only; from 2025
+        # lots are per account (the pool is handed out to the accounts on 2025-01-01 below).
+        pooled = (pl.col("asset_class") == "crypto") & (pl.col("trade_date") < UNIVERSAL_UNTIL)
+        scope = pl.when(pooled).then(pl.lit("universal:") + pl.col("owner").fill_null("self")).otherwise(scope)
     ordered = t.with_columns(
         pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
         pl.col("source").str.replace(r":\d+$", "").alias("_file"),
@@ -161,7 +165,53 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
             problems.append(RowError.at(row["source"], f"transfer in of {plain(quantity)} {row['symbol']} to {row['account']} has no matching transfer out within 7 days: its basis is unknown (add it as an opening lot)"))
         else:
             problems.append(RowError.at(row["source"], f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
+    if settings.crypto_universal:
+        events = _allocate_pool(events)
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
+
+
+def _allocate_pool(events: pl.DataFrame) -> pl.DataFrame:
+    """Hand the pooled crypto lots still open on 2025-01-01 to the accounts that hold the coins
+    then (per-account lots are the rule from 2025; Rev. Proc. 2024-28's allocation): for each
+    owner's coin, a transfer out of the pool and into each account of that account's holding
+    (bought − sold before 2025), accounts in name order, so the oldest pooled lots go first,
+    with their basis and dates. Only coins with activity from 2025 on need it."""
+    pool = events.filter(pl.col("scope").str.starts_with("universal:"))
+    later = events.filter(pl.col("date") >= UNIVERSAL_UNTIL)
+    if pool.height == 0 or later.height == 0:
+        return events
+    signed = (
+        pl.when(pl.col("kind").is_in([ACQUIRE, TRANSFER_IN, SPLIT_IN])).then(pl.col("quantity"))
+        .when(pl.col("kind").is_in([DISPOSE, TRANSFER_OUT, SPLIT_OUT])).then(-pl.col("quantity"))
+        .otherwise(0)
+    )
+    held = (
+        pool.group_by("scope", "account", "symbol")
+        .agg(signed.sum().alias("quantity"), pl.col("currency").last(), pl.col("source").last(), pl.col("seq").max().alias("_last"))
+        .filter(pl.col("quantity") > 0)
+        .join(later.select("symbol").unique(), on="symbol", how="semi")
+        .sort("scope", "symbol", "account")
+    )
+    if held.height == 0:
+        return events
+    moves = []
+    for r in held.iter_rows(named=True):
+        key = f"pool:{r['scope']}:{r['symbol']}:{r['account']}"
+        common = {"account": r["account"], "symbol": r["symbol"], "date": UNIVERSAL_UNTIL, "quantity": r["quantity"],
+                  "amount": None, "trade_id": key, "lot_id": None, "method": "fifo", "transfer_key": key,
+                  "currency": r["currency"], "source": r["source"]}
+        moves.append({**common, "scope": r["scope"], "kind": TRANSFER_OUT})
+        moves.append({**common, "scope": r["account"], "kind": TRANSFER_IN})
+    added = pl.DataFrame(moves).with_columns(pl.lit(0, dtype=pl.Int64).alias("seq")).select(events.columns).cast(events.schema)  # type: ignore[arg-type]
+    # The allocation happens at the very start of 2025: before every event of that day.
+    merged = pl.concat([
+        events.with_columns(pl.lit(1).alias("_order"), pl.int_range(pl.len()).alias("_k")),
+        added.with_columns(pl.lit(0).alias("_order"), pl.int_range(pl.len()).alias("_k")),
+    ])
+    merged = merged.with_columns((pl.col("date") >= UNIVERSAL_UNTIL).alias("_later")).sort(
+        ["_later", "_order", "_k"]
+    )
+    return merged.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_order", "_k", "_later")
 
 
 def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list[RowError]) -> pl.DataFrame:

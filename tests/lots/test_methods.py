@@ -568,3 +568,29 @@ def test_the_stored_booking_is_reused_until_the_files_change(book: Book, tmp_pat
     assert table(later.disposals, SLICE)[-1] == "7,2024-06-03,2025-05-01,840,735,105,short,B3"
     assert table(later.disposals, SLICE)[:-1] == table(first.disposals, SLICE)
     assert book.booked().disposals.equals(later.disposals) and calls == ["lifo", None]
+
+
+def test_pooled_crypto_lots_before_2025_are_handed_to_the_accounts_on_2025_01_01(book_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """crypto_scope = "universal": before 2025 a sale takes the owner's oldest BTC lot whatever
+    the account (Kraken's 2024 sale takes Coinbase's C1). On 2025-01-01 the pool's open lots go
+    to the accounts holding the coins then, accounts in name order, oldest lots first:
+    Coinbase (holds 1) gets C2, Kraken (holds 1) gets K1. From then each account's sales take
+    its own lots: Kraken's 2025 sale takes K1 (a pooled FIFO would have taken C2), with K1's
+    original date and basis."""
+    book = book_with({"lots": {"crypto_scope": "universal"}})
+    load(book, tmp_path, """\
+        2024-01-10,Coinbase,BTC,buy,1,40000,0,USD,crypto,C1,
+        2024-02-12,Coinbase,BTC,buy,1,45000,0,USD,crypto,C2,
+        2024-03-01,Kraken,BTC,buy,2,60000,0,USD,crypto,K1,
+        2024-06-03,Kraken,BTC,sell,1,65000,0,USD,crypto,K2,
+        2025-02-03,Kraken,BTC,sell,1,90000,0,USD,crypto,K3,
+        2025-02-04,Coinbase,BTC,sell,1,91000,0,USD,crypto,C3,
+    """)
+    # Holdings on 2025-01-01: Coinbase bought 2; Kraken bought 2 and sold 1. The pool then holds
+    # C2 (1) and K1 (2): Coinbase's 2 coins take C2 and one of K1, Kraken's 1 the other K1.
+    assert table(book.gains(), "account,acquired,disposed,proceeds,cost_basis,gain,term,lot_id") == rows("""
+        Kraken,   2024-01-10, 2024-06-03, 65000, 40000, 25000, short, C1
+        Kraken,   2024-03-01, 2025-02-03, 90000, 60000, 30000, short, K1
+        Coinbase, 2024-02-12, 2025-02-04, 91000, 45000, 46000, short, C2
+    """)
+    assert book.booked().problems == []
