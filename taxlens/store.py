@@ -189,7 +189,8 @@ class Store:
         """
         con = self.con
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-        con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
+        if self.path != ":memory:":  # an in-memory database's own rows count against the limit
+            con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
         con.execute("BEGIN TRANSACTION")
         try:
             # Stage the rows with their content hash a million at a time (the hash's text
