@@ -205,7 +205,6 @@ class Book:
         result = book(self.store.trades(), settings, chosen)
         if not self.store.read_only:
             flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
-            assert result.washes is not None
             self.store.save_book(key, result.lots, result.disposals, result.washes, flagged)
         return result
 
@@ -225,11 +224,9 @@ class Book:
         self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
         method: str | None = None,
     ) -> pl.DataFrame:
-        """Wash-sale matches (``lots.wash.WASH_SCHEMA``): one row per loss slice and replacement,
+        """Wash-sale matches (``lots.frames.WASH_SCHEMA``): one row per loss slice and replacement,
         filtered by the year of the loss sale, and by the loss sale's account and symbol."""
-        washes = self.booked(method=method).washes
-        assert washes is not None
-        return select_gains(washes, year=year, account=account, symbol=symbol)
+        return select_gains(self.booked(method=method).washes, year=year, account=account, symbol=symbol)
 
     def lots(
         self, *, open_only: bool = False, as_of: dt.date | None = None, account: str | None = None,

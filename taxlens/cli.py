@@ -383,7 +383,7 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
     with _book(ctx) as book:
         result = book.booked(method=method)
     _print_problems(result, err)
-    washes = result.washes if result.washes is not None else pl.DataFrame()
+    washes = result.washes
     frame = select_gains(washes, year=year, account=account, symbol=symbol)
     # The terminal gets the columns that fit; CSV and JSON get all of them.
     columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
@@ -579,8 +579,7 @@ def reconcile(ctx: click.Context, file: str, accounts: tuple[str, ...], fmt: str
     with _book(ctx) as book:
         booked = book.booked()
         taxable = [a for a in book.accounts().get_column("account").to_list() if book.config.account(a).type.value == "taxable"]
-    washes = booked.washes if booked.washes is not None else pl.DataFrame()
-    frame = reconcile_frames(broker, booked.disposals, washes, accounts=list(accounts) or taxable)
+    frame = reconcile_frames(broker, booked.disposals, booked.washes, accounts=list(accounts) or taxable)
     shown = listing.money_columns(frame, ["broker", "taxlens"])
     listing.render(shown, fmt, sys.stdout, _console())
     n = frame.height

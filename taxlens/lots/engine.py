@@ -49,6 +49,7 @@ from taxlens.lots.frames import (
     SPLIT_OUT,
     TRANSFER_IN,
     TRANSFER_OUT,
+    WASH_SCHEMA,
 )
 from taxlens.lots.holding import term
 from taxlens.money import PRECISION, ZERO, div18, mul18, plain
@@ -165,7 +166,7 @@ class Booked:
     disposals: pl.DataFrame
     problems: list[RowError]  # shortfalls and transfers without basis: booked, but flagged
     errors: list[RowError]  # specific-ID selections that can't be honoured: results unreliable
-    washes: pl.DataFrame | None = None  # wash-sale matches (lots.wash.WASH_SCHEMA), once the pass ran
+    washes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WASH_SCHEMA))  # wash-sale matches
 
 
 class _Loop:

@@ -83,3 +83,27 @@ ACQUIRE, DISPOSE = "acquire", "dispose"
 SPLIT_IN, SPLIT_OUT = "split_in", "split_out"
 TRANSFER_IN, TRANSFER_OUT = "transfer_in", "transfer_out"
 METHODS = ("fifo", "lifo", "hifo", "taxmin", "specific")
+
+#: One row per wash-sale match (lots/wash.py): a loss slice and the replacement shares it
+#: was matched to, with the disallowed amount and whether it is deferred, permanent or info.
+WASH_SCHEMA: dict[str, pl.DataType] = {
+    "household": pl.String(),
+    "wash_group": pl.String(),
+    "account": pl.String(),
+    "symbol": pl.String(),
+    "sell_trade_id": pl.String(),
+    "disposed": pl.Date(),
+    "lot_id": pl.String(),
+    "quantity": DECIMAL,
+    "disallowed": DECIMAL,
+    "replacement_account": pl.String(),
+    "replacement_symbol": pl.String(),
+    "replacement_lot_id": pl.String(),
+    "replacement_acquired": pl.Date(),
+    "replacement_seq": pl.Int64(),
+    "tacked_days": pl.Int32(),
+    "status": pl.String(),
+    "broker_reported": pl.Boolean(),
+    "seq": pl.Int64(),
+    "source": pl.String(),
+}

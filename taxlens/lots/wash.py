@@ -39,7 +39,16 @@ import polars as pl
 
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
-from taxlens.lots.frames import ACQUIRE, DISPOSAL_SCHEMA, LOT_SCHEMA, SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT
+from taxlens.lots.frames import (
+    ACQUIRE,
+    DISPOSAL_SCHEMA,
+    LOT_SCHEMA,
+    SPLIT_IN,
+    SPLIT_OUT,
+    TRANSFER_IN,
+    TRANSFER_OUT,
+    WASH_SCHEMA,
+)
 from taxlens.lots.holding import anniversary
 from taxlens.money import SCALE
 
@@ -58,27 +67,6 @@ WASHED_DISPOSAL_SCHEMA: dict[str, pl.DataType] = {
 #: Lots after the pass: a lot whose shares were partly used as replacements is cut into rows
 #: (same lot_id and seq), one per range with its own adjusted basis and date.
 WASHED_LOT_SCHEMA: dict[str, pl.DataType] = {**LOT_SCHEMA, "open_adjusted_basis": DECIMAL}
-WASH_SCHEMA: dict[str, pl.DataType] = {
-    "household": pl.String(),
-    "wash_group": pl.String(),
-    "account": pl.String(),
-    "symbol": pl.String(),
-    "sell_trade_id": pl.String(),
-    "disposed": pl.Date(),
-    "lot_id": pl.String(),
-    "quantity": DECIMAL,
-    "disallowed": DECIMAL,
-    "replacement_account": pl.String(),
-    "replacement_symbol": pl.String(),
-    "replacement_lot_id": pl.String(),
-    "replacement_acquired": pl.Date(),
-    "replacement_seq": pl.Int64(),
-    "tacked_days": pl.Int32(),
-    "status": pl.String(),
-    "broker_reported": pl.Boolean(),
-    "seq": pl.Int64(),
-    "source": pl.String(),
-}
 
 
 @dataclass(frozen=True)

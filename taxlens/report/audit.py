@@ -97,8 +97,7 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
     assert isinstance(through, dt.date)
     trade_rows = in_year.filter(pl.col("action").is_in(TRADES))
     disposals = booked.disposals.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts))
-    washes = booked.washes if booked.washes is not None else pl.DataFrame()
-    washes_year = washes.filter(pl.col("disposed").dt.year() == year) if washes.height else washes
+    washes_year = booked.washes.filter(pl.col("disposed").dt.year() == year)
 
     fee_rows = _fees(in_year)
     events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
@@ -170,7 +169,7 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
         busiest_weeks=busiest, bursts=bursts, trades=trade_rows.height, taxable_events=events.height,
         reinvestments=in_year.filter(pl.col("action") == "reinvest").height, fees=fees_total,
         invested=invested, proceeds=proceeds, gains=gains,
-        wash=wash_summary(washes, booked.disposals, year) if washes.height else wash_summary(_empty_washes(), booked.disposals, year),
+        wash=wash_summary(booked.washes, booked.disposals, year),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
         holding=_holding(disposals), tax=tax, symbols=symbols, baselines=baselines, checks=checks,
         disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
@@ -185,12 +184,6 @@ def _sum(frame: pl.DataFrame, column: str) -> Decimal:
         return ZERO
     value = frame.select(pl.col(column).sum()).item()
     return Decimal(value) if value is not None else ZERO
-
-
-def _empty_washes() -> pl.DataFrame:
-    from taxlens.lots.wash import WASH_SCHEMA
-
-    return pl.DataFrame(schema=WASH_SCHEMA)
 
 
 def _profile(config: Config, year: int) -> Profile:

@@ -346,14 +346,14 @@ def evaluate(run: Run, prices: Prices, targets: dict[str, float], profile: Profi
     years = max((end - start).days, 1) / 365.25
     mean_value = float(np.mean(run.values)) if run.values.size else 0.0
     te, drift_mean, drift_max = _tracking(run, prices, targets)
-    washed = booked.washes.filter(pl.col("status") != "info") if booked.washes is not None else pl.DataFrame()
+    washed = booked.washes.filter(pl.col("status") != "info")
     return {
         "policy": run.policy.name, "events": run.events, "trades": len(run.trades) if trades is None else frame.filter(
             pl.col("action").is_in(["buy", "sell"]) & pl.col("trade_date").is_between(start, end)).height,
         "turnover": sold_value / mean_value / years if mean_value else 0.0, "fees": fees,
         "taxable_events": disposals.select(pl.col("seq").n_unique()).item() if disposals.height else 0,
         "short": short_total, "long": long_total,
-        "washed": Decimal(washed.filter(pl.col("disposed").is_between(start, end)).select(pl.col("disallowed").sum()).item() or 0) if washed.height else Decimal(0),
+        "washed": Decimal(washed.filter(pl.col("disposed").is_between(start, end)).select(pl.col("disallowed").sum()).item() or 0),
         "tax": tax, "tax_and_fees": tax + fees, "end_value": end_value, "after_tax": end_value - tax,
         "tracking_error": te, "drift_mean": drift_mean, "drift_max": drift_max,
     }
