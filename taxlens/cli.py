@@ -467,7 +467,7 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
 def _render(a: Audit, book: Book, fmt: str) -> str:
     """One report format as text (terminal excluded)."""
     if fmt == "html":
-        return render.html(a, book.config.tax)
+        return render.html(a)
     crypto = frozenset(book.trades().filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
     rows = forms.form8949(a.disposals, crypto)
     if fmt == "8949":
@@ -517,7 +517,7 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
                 failed = _failure_summary(report)
         a, booked = _build(book, year)
         _print_problems(booked, err)
-        render.terminal(a, out, book.config.tax)
+        render.terminal(a, out)
         folder = Path(out_dir)
         files = {folder / pattern.format(y=a.year): _render(a, book, fmt) for fmt, pattern in REPORT_FILES.items()}
         _write_outputs(files, force)
@@ -543,7 +543,7 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None, f
         a, booked = _build(book, year)
         _print_problems(booked, _console(stderr=True))
         if fmt == "terminal":
-            render.terminal(a, _console(), book.config.tax)
+            render.terminal(a, _console())
             return
         text = _render(a, book, fmt)
     if output:
@@ -648,7 +648,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
     import datetime as dt
     from decimal import Decimal
 
-    from taxlens.report.audit import _profile
+    from taxlens.report.audit import tax_profile
     from taxlens.simulate.engine import Frictions
     from taxlens.simulate.prices import load_prices, prices_from_trades
     from taxlens.simulate.sweep import compare, grid
@@ -719,7 +719,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
             lots=_words(lot_rules), to=_words(destinations), defer=[int(x) for x in _floats(defer)], cooldown=cooldown,
             wash_aware=wash_aware, placements=_words(placement),
         )
-        profile = _profile(config, chosen)
+        profile = tax_profile(config, chosen)
         replayed = trades if actual else None
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -756,7 +756,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
     start_state = f"{start_cash:,.2f} in cash" if start_cash else f"the {len(lots)} real lots open on {start}"
     _write_outputs({page: render.simulate_html(metrics, SIM_COLUMNS, targets=targets, source=panel.source, start=start,
                                                end=panel.dates[-1], start_state=start_state, frictions=frictions,
-                                               profile=render._profile_text_plain(profile))}, force)
+                                               profile=render.describe_profile(profile))}, force)
     err.print(f"{len(policies)} policies simulated; wrote {page}", markup=False)
 
 

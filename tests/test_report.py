@@ -167,21 +167,21 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
         book.ingest([write(tmp_path, "t.csv", HEADER + "2025-01-02,<b>Joint</b>,VTI,buy,1,100,0,USD,etf,B1,\n"
                                                      "2025-02-03,<b>Joint</b>,VTI,sell,1,90,0,USD,etf,S1,\n")])
         a = build_audit(book.trades(), book.booked(), book.config, 2025)
-        page = render.html(a, book.config.tax)
+        page = render.html(a)
     assert "&lt;b&gt;Joint&lt;/b&gt;" in page and "<b>Joint</b>" not in page
     assert "<script" not in page and "src=\"http" not in page and "href=\"http" not in page and "@import" not in page
 
 
 @pytest.mark.parametrize("fmt", ["terminal", "html", "8949", "txf", "json", "csv"])
 def test_every_renderer_against_its_golden_file(year, golden, fmt: str) -> None:  # type: ignore[no-untyped-def]
-    a, book = year
+    a, _book = year
     if fmt == "terminal":
         console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False, record=True)
-        render.terminal(a, console, book.config.tax)
+        render.terminal(a, console)
         text = console.export_text()
         assert max(len(line) for line in text.splitlines()) <= 100
     elif fmt == "html":
-        text = render.html(a, book.config.tax)
+        text = render.html(a)
     elif fmt in ("8949", "txf"):
         rows = forms.form8949(a.disposals, frozenset({"BTC"}))
         if fmt == "8949":

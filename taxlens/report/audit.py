@@ -62,6 +62,7 @@ class Audit:
     near_long_term: dict[str, Decimal | int]  # short-term gains sold close to turning long
     holding: pl.DataFrame  # held-for buckets of what was sold: bucket, slices, proceeds, gain
     tax: Estimate
+    profile: Profile  # the taxpayer the estimate is for
     symbols: pl.DataFrame  # symbol, realized, tax (leave-one-out), fees
     baselines: pl.DataFrame  # scenario, tax, fees, total
     checks: list[Check]
@@ -117,7 +118,7 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
 
     # Money by month: fees, realized gain (net of wash adjustments), and the tax each month's
     # gains add to the year's bill, taken in order (so netting within the year is respected).
-    profile = _profile(config, year)
+    profile = tax_profile(config, year)
     months = [dt.date(year, m, 1) for m in range(1, 13)]
     realized = disposals.filter(pl.col("gain").is_not_null()).with_columns(pl.col("disposed").dt.truncate("1mo").alias("month"))
     fees_by_month = fee_rows.group_by(pl.col("trade_date").dt.truncate("1mo").alias("month")).agg(pl.col("fee").sum())
@@ -171,7 +172,7 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
         invested=invested, proceeds=proceeds, gains=gains,
         wash=wash_summary(booked.washes, booked.disposals, year),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
-        holding=_holding(disposals), tax=tax, symbols=symbols, baselines=baselines, checks=checks,
+        holding=_holding(disposals), tax=tax, profile=profile, symbols=symbols, baselines=baselines, checks=checks,
         disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
     )
 
@@ -186,7 +187,8 @@ def _sum(frame: pl.DataFrame, column: str) -> Decimal:
     return Decimal(value) if value is not None else ZERO
 
 
-def _profile(config: Config, year: int) -> Profile:
+def tax_profile(config: Config, year: int) -> Profile:
+    """The taxpayer profile of taxlens.toml's [tax] for ``year`` (its own year when set)."""
     t = config.tax
     return Profile(
         year=t.year or year, status=t.filing_status, other_income=t.other_income,

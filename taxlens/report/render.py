@@ -22,6 +22,7 @@ from taxlens import __version__
 from taxlens.money import cents, plain
 from taxlens.report.audit import Audit
 from taxlens.report.listing import as_text, neutralise
+from taxlens.tax.federal import Profile
 
 STATUS_NAMES = {"single": "single", "mfj": "married filing jointly", "mfs": "married filing separately",
                 "hoh": "head of household", "qss": "qualifying surviving spouse"}
@@ -42,21 +43,22 @@ def pct(value: Decimal | None) -> str:
     return f"{scaled:.2f}%" if abs(scaled) < 1 else f"{scaled:.1f}%"
 
 
-def _profile_text(a: Audit, config_tax: Any) -> str:
-    parts = [f"{(a.tax.with_gains and config_tax.year) or a.year}", STATUS_NAMES[config_tax.filing_status]]
-    if config_tax.marginal_rate is not None:
-        parts.append(f"a flat {pct(config_tax.marginal_rate)} on net gains")
+def describe_profile(profile: Profile) -> str:
+    """The tax profile in a phrase: year, filing status, and the income or flat rate it assumes."""
+    parts = [str(profile.year), STATUS_NAMES[profile.status]]
+    if profile.marginal_rate is not None:
+        parts.append(f"a flat {pct(profile.marginal_rate)} on net gains")
     else:
-        parts.append(f"other income {money(config_tax.other_income)}")
-        if config_tax.state_rate:
-            parts.append(f"state {pct(config_tax.state_rate)}")
+        parts.append(f"other income {money(profile.other_income)}")
+        if profile.state_rate:
+            parts.append(f"state {pct(profile.state_rate)}")
     return ", ".join(parts)
 
 
 # -- terminal ------------------------------------------------------------------------------------
 
 
-def terminal(a: Audit, console: Console, config_tax: Any) -> None:
+def terminal(a: Audit, console: Console) -> None:
     """The one-screen summary (fits 100 columns)."""
     g = a.gains
     short = Decimal(g["short_gains"]) + Decimal(g["short_losses"])
@@ -97,7 +99,7 @@ def terminal(a: Audit, console: Console, config_tax: Any) -> None:
         top.add_row(r["symbol"], money(r["realized"]), money(r["tax"]), money(r["fees"]))
 
     title = f"taxlens audit {a.year}, trades through {a.through.isoformat()}"
-    profile = f"Tax estimate for {_profile_text(a, config_tax)} ([tax] in taxlens.toml)."
+    profile = f"Tax estimate for {describe_profile(a.profile)} ([tax] in taxlens.toml)."
     console.print(Panel(Group(head, "", escape(profile), "", checks, "", base, "", top), title=title, title_align="left",
                         width=min(100, console.width)))
 
@@ -105,7 +107,7 @@ def terminal(a: Audit, console: Console, config_tax: Any) -> None:
 # -- HTML --------------------------------------------------------------------------------------
 
 
-def html(a: Audit, config_tax: Any) -> str:
+def html(a: Audit) -> str:
     """The self-contained report: inline CSS and SVG charts, no script, no network fetch;
     every value escaped (jinja2 autoescape)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -129,19 +131,8 @@ def html(a: Audit, config_tax: Any) -> str:
         a=a, charts=drawn, money=money, pct=pct, qty=lambda v: plain(v) if v is not None else "",
         rate=a.tax.effective_rate(), net=short + long, short=short, long=long,
         busiest=f"{top['trades']} trades (week of {top['week'].isoformat()})" if top else "none",
-        profile=_profile_text(a, config_tax), profile_year=config_tax.year or a.year, version=__version__,
+        profile=describe_profile(a.profile), profile_year=a.profile.year, version=__version__,
     )
-
-
-def _profile_text_plain(profile: Any) -> str:
-    parts = [str(profile.year), STATUS_NAMES[profile.status]]
-    if profile.marginal_rate is not None:
-        parts.append(f"a flat {pct(profile.marginal_rate)} on net gains")
-    else:
-        parts.append(f"other income {money(profile.other_income)}")
-        if profile.state_rate:
-            parts.append(f"state {pct(profile.state_rate)}")
-    return ", ".join(parts)
 
 
 def simulate_html(metrics: pl.DataFrame, columns: list[str], *, targets: dict[str, float], source: str, start: Any, end: Any,

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 import taxlens
-from taxlens.report.audit import _profile, build_audit
+from taxlens.report.audit import build_audit, tax_profile
 from taxlens.simulate.engine import Frictions, Policy, evaluate, simulate, trade_frame
 from taxlens.simulate.prices import Prices, load_prices
 from taxlens.simulate.sweep import compare, grid
@@ -141,7 +141,7 @@ def test_the_replayed_actual_trades_give_the_audits_gains(tmp_path: Path) -> Non
         trades = book.trades()
         audit = build_audit(trades, book.booked(), book.config, 2025)
         p = load_prices(prices)
-        metrics, _ = compare([Policy("never", never=True)], p, {"VTI": 0.5, "MSFT": 0.5}, _profile(book.config, 2025),
+        metrics, _ = compare([Policy("never", never=True)], p, {"VTI": 0.5, "MSFT": 0.5}, tax_profile(book.config, 2025),
                              cash=1000.0, actual=trades)
     actual = metrics.filter(pl.col("policy") == "actual").row(0, named=True)
     g = audit.gains
