@@ -464,12 +464,11 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _render(a: Audit, book: Book, fmt: str) -> str:
+def _render(a: Audit, fmt: str) -> str:
     """One report format as text (terminal excluded)."""
     if fmt == "html":
         return render.html(a)
-    crypto = frozenset(book.trades().filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
-    rows = forms.form8949(a.disposals, crypto)
+    rows = forms.form8949(a.disposals, a.crypto)
     if fmt == "8949":
         buf = io.StringIO()
         listing.write_csv(rows, buf)
@@ -519,7 +518,7 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
         _print_problems(booked, err)
         render.terminal(a, out)
         folder = Path(out_dir)
-        files = {folder / pattern.format(y=a.year): _render(a, book, fmt) for fmt, pattern in REPORT_FILES.items()}
+        files = {folder / pattern.format(y=a.year): _render(a, fmt) for fmt, pattern in REPORT_FILES.items()}
         _write_outputs(files, force)
     out.print("Wrote " + ", ".join(str(p) for p in files), markup=False)
     if open_report:
@@ -545,7 +544,7 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None, f
         if fmt == "terminal":
             render.terminal(a, _console())
             return
-        text = _render(a, book, fmt)
+        text = _render(a, fmt)
     if output:
         _write_outputs({Path(output): text}, force)
     else:

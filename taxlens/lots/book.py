@@ -80,9 +80,14 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     lots = pl.concat([b.lots for b in parts]).sort("seq") if parts else pl.DataFrame(schema=LOT_SCHEMA)
     disposals = pl.concat([b.disposals for b in parts]) if parts else pl.DataFrame(schema=DISPOSAL_SCHEMA)
     disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
-    crypto = frozenset(trades.filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
+    crypto = crypto_symbols(trades)
     washed = apply_wash_sales(lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule)
     return Booked(washed.lots, washed.disposals, problems + slow.problems + washed.problems, slow.errors, washed.washes)
+
+
+def crypto_symbols(trades: pl.DataFrame) -> frozenset[str]:
+    """The symbols the stored ``trades`` call digital assets (their asset class is crypto)."""
+    return frozenset(trades.filter(pl.col("asset_class") == "crypto").get_column("symbol").unique().to_list())
 
 
 def load_selections(path: str | os.PathLike[str]) -> Selections:

@@ -23,7 +23,7 @@ from decimal import Decimal
 import polars as pl
 
 from taxlens.config import Config
-from taxlens.lots.book import summary
+from taxlens.lots.book import crypto_symbols, summary
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import wash_summary
 from taxlens.tax.federal import Estimate, Profile, estimate
@@ -63,6 +63,7 @@ class Audit:
     holding: pl.DataFrame  # held-for buckets of what was sold: bucket, slices, proceeds, gain
     tax: Estimate
     profile: Profile  # the taxpayer the estimate is for
+    crypto: frozenset[str]  # the symbols that are digital assets (Form 8949 boxes G-L)
     symbols: pl.DataFrame  # symbol, realized, tax (leave-one-out), fees
     baselines: pl.DataFrame  # scenario, tax, fees, total
     checks: list[Check]
@@ -172,7 +173,7 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
         invested=invested, proceeds=proceeds, gains=gains,
         wash=wash_summary(booked.washes, booked.disposals, year),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
-        holding=_holding(disposals), tax=tax, profile=profile, symbols=symbols, baselines=baselines, checks=checks,
+        holding=_holding(disposals), tax=tax, profile=profile, crypto=crypto_symbols(trades), symbols=symbols, baselines=baselines, checks=checks,
         disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
     )
 
