@@ -212,21 +212,25 @@ def _fees(trades: pl.DataFrame) -> pl.DataFrame:
     ).select("trade_date", "account", "symbol", "action", "fee")
 
 
+def _basis_held(booked: Booked, end: dt.date, accounts: list[str] | None = None) -> pl.DataFrame:
+    """Cost basis held at the end of ``end`` per symbol (``symbol``, ``b``), in ``accounts`` (all
+    when None): bought so far minus the original basis of what was sold so far (wash
+    adjustments excluded). Lots and sales of unknown basis are left out."""
+    lots = booked.lots.filter(pl.col("cost_basis").is_not_null() & (pl.col("acquired") <= end))
+    sold = booked.disposals.filter(pl.col("cost_basis").is_not_null() & (pl.col("disposed") <= end))
+    if accounts is not None:
+        lots, sold = lots.filter(pl.col("account").is_in(accounts)), sold.filter(pl.col("account").is_in(accounts))
+    return pl.concat([
+        lots.select("symbol", pl.col("cost_basis").alias("b")),
+        sold.select("symbol", (-(pl.col("cost_basis") - pl.col("wash_basis"))).alias("b")),
+    ]).group_by("symbol").agg(pl.col("b").sum())
+
+
 def _average_invested(booked: Booked, accounts: list[str], year: int) -> Decimal:
-    """Mean of the cost basis held at each month end of ``year`` in ``accounts``: bought so far
-    minus the original basis of what was sold so far (wash adjustments excluded)."""
-    lots = booked.lots.filter(pl.col("account").is_in(accounts) & pl.col("cost_basis").is_not_null())
-    sold = booked.disposals.filter(pl.col("account").is_in(accounts) & pl.col("cost_basis").is_not_null())
-    if lots.height == 0:
-        return ZERO
+    """Mean of the cost basis held (``_basis_held``) in ``accounts`` at each month end of ``year``."""
     ends = [dt.date(year, m, 1) + dt.timedelta(days=32) for m in range(1, 13)]
     ends = [dt.date(e.year, e.month, 1) - dt.timedelta(days=1) for e in ends]
-    total = ZERO
-    for end in ends:
-        bought = _sum(lots.filter(pl.col("acquired") <= end), "cost_basis")
-        gone = _sum(sold.filter(pl.col("disposed") <= end).with_columns((pl.col("cost_basis") - pl.col("wash_basis")).alias("b")), "b")
-        total += bought - gone
-    return total / len(ends)
+    return sum((_sum(_basis_held(booked, end, accounts), "b") for end in ends), ZERO) / len(ends)
 
 
 def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) -> dict[str, Decimal | int]:
@@ -313,15 +317,9 @@ def _checks(in_year: pl.DataFrame, booked: Booked, config: Config, weekly: pl.Da
     cfg = config.audit
     checks: list[Check] = []
     # Concentration: the largest open position at year end, at cost basis.
-    end = dt.date(year, 12, 31)
-    lots = booked.lots.filter(pl.col("cost_basis").is_not_null() & (pl.col("acquired") <= end))
-    sold = booked.disposals.filter(pl.col("cost_basis").is_not_null() & (pl.col("disposed") <= end))
     held = (
-        pl.concat([
-            lots.select("symbol", pl.col("cost_basis").alias("b")),
-            sold.select("symbol", (-(pl.col("cost_basis") - pl.col("wash_basis"))).alias("b")),
-        ])
-        .group_by("symbol").agg(pl.col("b").sum()).filter(pl.col("b") > 0).sort(["b", "symbol"], descending=[True, False])
+        _basis_held(booked, dt.date(year, 12, 31))
+        .filter(pl.col("b") > 0).sort(["b", "symbol"], descending=[True, False])
     )
     total = _sum(held, "b")
     if total > 0:
