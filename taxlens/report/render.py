@@ -6,7 +6,6 @@ Money is rounded to cents here, and only here.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from decimal import Decimal
@@ -21,7 +20,7 @@ from rich.table import Table
 from taxlens import __version__
 from taxlens.money import cents, plain
 from taxlens.report.audit import Audit
-from taxlens.report.listing import as_text, neutralise
+from taxlens.report.listing import as_text, write_csv
 from taxlens.tax.federal import Profile
 
 STATUS_NAMES = {"single": "single", "mfj": "married filing jointly", "mfs": "married filing separately",
@@ -226,10 +225,12 @@ def to_json(a: Audit) -> str:
 
 def to_csv(a: Audit) -> str:
     """Every metric as ``section,key,value`` rows (tables flattened row by row, with the row's
-    first column in the key); text values neutralised against spreadsheet formulas."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "key", "value"])
+    first column in the key), written by ``listing.write_csv`` (text neutralised against
+    spreadsheet formulas there)."""
+    rows: list[tuple[str, str, str | None]] = []
+
+    def cell(value: Any) -> str | None:
+        return None if value is None else str(value)
 
     def walk(section: str, value: Any) -> None:
         if isinstance(value, dict):
@@ -239,13 +240,14 @@ def to_csv(a: Audit) -> str:
             for i, item in enumerate(value):
                 if isinstance(item, dict):
                     first = next(iter(item.values()), i)
-                    for k, v in item.items():
-                        writer.writerow([section, neutralise(f"{first}.{k}"), neutralise(v)])
+                    rows.extend((section, f"{first}.{k}", cell(v)) for k, v in item.items())
                 else:
-                    writer.writerow([section, str(i), neutralise(item)])
+                    rows.append((section, str(i), cell(item)))
         else:
             key = section.rsplit(".", 1)
-            writer.writerow([key[0] if len(key) > 1 else "", key[-1], neutralise(value)])
+            rows.append((key[0] if len(key) > 1 else "", key[-1], cell(value)))
 
     walk("", metrics(a))
+    out = io.StringIO()
+    write_csv(pl.DataFrame(rows, schema=dict.fromkeys(("section", "key", "value"), pl.String), orient="row"), out)
     return out.getvalue()
