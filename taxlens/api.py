@@ -13,6 +13,7 @@ import decimal
 import hashlib
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Book:
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
         self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
+        self._saving: _Saving | None = None
 
     def __enter__(self) -> Book:
         return self
@@ -96,7 +98,17 @@ class Book:
         self.close()
 
     def close(self) -> None:
-        self.store.close()
+        """Wait for a booking still being stored (raising its error, if any), then close."""
+        try:
+            self._saved()
+        finally:
+            self.store.close()
+
+    def _saved(self) -> None:
+        """Wait for the booking being stored in the background, if any; raise its error."""
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            saving.wait()
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -190,6 +202,7 @@ class Book:
         (``method`` overrides every sale's). Reuses the stored booking when neither the imported
         files nor the settings changed since; otherwise books again and stores the result
         (unless the book is read-only)."""
+        self._saved()
         settings, chosen = self._settings(method, selections)
         fingerprint = json.dumps(
             [BOOK_REVISION, self.store.files_fingerprint(), repr(settings), sorted((chosen or {}).items(), key=str), self.config.timezone],
@@ -205,7 +218,9 @@ class Book:
         result = book(self.store.trades(), settings, chosen)
         if not self.store.read_only:
             flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
-            self.store.save_book(key, result.lots, result.disposals, result.washes, flagged)
+            # Stored while the caller renders the result (DuckDB writes without the GIL): at a
+            # million trades the write takes as long as the CSV. close() waits for it.
+            self._saving = _Saving(self.store, key, result, flagged)
         return result
 
     def _settings(self, method: str | None, selections: str | os.PathLike[str] | None = None) -> tuple[Settings, Selections | None]:
@@ -251,6 +266,31 @@ class Book:
         """Trades added by ``report``'s files, per account and symbol."""
         shas = [f.sha256 for f in report.files if f.status == "imported" and f.sha256]
         return self.store.summary(shas)
+
+
+class _Saving:
+    """A booking being stored by ``Store.save_book`` on a thread of its own, through a cursor
+    of the book's connection (its own transaction: all of the booking lands, or none)."""
+
+    def __init__(self, store: Store, key: str, result: Booked, flagged: list[tuple[str, RowError]]) -> None:
+        self.error: BaseException | None = None
+        cursor = store.con.cursor()
+
+        def run() -> None:
+            try:
+                store.save_book(key, result.lots, result.disposals, result.washes, flagged, con=cursor)
+            except BaseException as exc:  # handed to the caller by wait()
+                self.error = exc
+            finally:
+                cursor.close()
+
+        self.thread = threading.Thread(target=run, name="taxlens-save-book")
+        self.thread.start()
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def select_gains(disposals: pl.DataFrame, *, year: int | None = None, account: str | None = None, symbol: str | None = None) -> pl.DataFrame:

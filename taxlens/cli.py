@@ -313,16 +313,17 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
     never a zero one, and reported on stderr with its file and line.
     """
     out, err = _console(), _console(stderr=True)
+    # Rendered with the book open: a new booking is being stored meanwhile (Book.close waits).
     with _book(ctx) as book:
         result = book.booked(method=method)
-    _print_problems(result, err)
-    frame = select_gains(result.disposals, year=year, account=account, symbol=symbol)
-    rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
-    totals = summary(rounded)
-    shown = rounded.select(GAINS_COLUMNS).with_columns(
-        pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
-    )
-    listing.render(shown, fmt, sys.stdout, out)
+        _print_problems(result, err)
+        frame = select_gains(result.disposals, year=year, account=account, symbol=symbol)
+        rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
+        totals = summary(rounded)
+        shown = rounded.select(GAINS_COLUMNS).with_columns(
+            pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
+        )
+        listing.render(shown, fmt, sys.stdout, out)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)
     if result.errors:
@@ -380,15 +381,15 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
     cannot show: across accounts, across a symbol group, or into an IRA.
     """
     out, err = _console(), _console(stderr=True)
-    with _book(ctx) as book:
+    with _book(ctx) as book:  # open while rendering, as in `gains`
         result = book.booked(method=method)
-    _print_problems(result, err)
-    washes = result.washes
-    frame = select_gains(washes, year=year, account=account, symbol=symbol)
-    # The terminal gets the columns that fit; CSV and JSON get all of them.
-    columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
-    shown = listing.money_columns(frame.select(columns), ["disallowed"])
-    listing.render(shown, fmt, sys.stdout, out)
+        _print_problems(result, err)
+        washes = result.washes
+        frame = select_gains(washes, year=year, account=account, symbol=symbol)
+        # The terminal gets the columns that fit; CSV and JSON get all of them.
+        columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
+        shown = listing.money_columns(frame.select(columns), ["disallowed"])
+        listing.render(shown, fmt, sys.stdout, out)
     disposals = select_gains(result.disposals, account=account, symbol=symbol)
     totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
     target = out if fmt == "table" else err

@@ -355,11 +355,11 @@ class Store:
 
     def save_book(
         self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame,
-        problems: list[tuple[str, RowError]],
+        problems: list[tuple[str, RowError]], *, con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         """Replace the stored lots, disposals, washes and problems with a new booking, in one
-        transaction."""
-        con = self.con
+        transaction, on ``con`` (the store's connection, or a cursor of it)."""
+        con = self.con if con is None else con
         con.execute("BEGIN TRANSACTION")
         try:
             for table in ("book_state", "lots", "disposals", "washes", "book_problems"):

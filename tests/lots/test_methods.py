@@ -570,6 +570,38 @@ def test_the_stored_booking_is_reused_until_the_files_change(book: Book, tmp_pat
     assert book.booked().disposals.equals(later.disposals) and calls == ["lifo", None]
 
 
+
+def test_the_booking_is_stored_in_the_background_and_close_waits_for_it(tmp_path: Path) -> None:
+    """booked() returns before its result is stored (the write runs beside the caller's
+    rendering); close() waits, so the next process finds it stored under the same key."""
+    db = tmp_path / "t.duckdb"
+    with Book(db) as first:
+        load(first, tmp_path, HISTORY)
+        booked = first.booked()
+    with Book(db, read_only=True) as again:
+        stored = again.store.load_book()
+        assert again.store.book_key() is not None
+        assert stored[1].select(list(booked.disposals.columns)).equals(booked.disposals)
+        assert again.booked().lots.equals(booked.lots)
+
+
+def test_a_failed_background_store_is_raised_by_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while storing the booking is not lost with its thread: close() raises it, and
+    nothing of the booking is stored."""
+    db = tmp_path / "t.duckdb"
+    book = Book(db)
+    load(book, tmp_path, HISTORY)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(book.store, "save_book", failing)
+    book.booked()
+    with pytest.raises(OSError, match="disk full"):
+        book.close()
+    with Book(db, read_only=True) as again:
+        assert again.store.book_key() is None
+
 def test_pooled_crypto_lots_before_2025_are_handed_to_the_accounts_on_2025_01_01(book_with, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """crypto_scope = "universal": before 2025 a sale takes the owner's oldest BTC lot whatever
     the account (Kraken's 2024 sale takes Coinbase's C1). On 2025-01-01 the pool's open lots go
