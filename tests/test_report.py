@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 
 import taxlens
-from taxlens.report import forms, render
+from taxlens.report import forms, listing, render
 from taxlens.report.audit import build_audit
 from taxlens.report.listing import neutralise, write_csv
 from tests.conftest import write
@@ -159,6 +159,21 @@ def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     write_csv(pl.DataFrame({"account": ["=HYPERLINK(\"x\")", "Alpaca"], "gain": [Decimal("-1.50"), Decimal("2")]}), out)
     assert out.getvalue().splitlines() == ["account,gain", "\"'=HYPERLINK(\"\"x\"\")\",-1.5", "Alpaca,2"]
 
+
+def test_csv_is_written_in_batches_that_join_into_one_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of rows (CSV_BATCH) give the same text as one: a header once, every row once, in
+    order, formulas neutralised in each batch; an empty frame still gets its header."""
+    frame = pl.DataFrame({"account": ["=x", "A", "B", "@y", "C"], "gain": [Decimal(i) - 2 for i in range(5)]})
+    whole = io.StringIO()
+    write_csv(frame, whole)
+    monkeypatch.setattr(listing, "CSV_BATCH", 2)
+    batched = io.StringIO()
+    write_csv(frame, batched)
+    assert batched.getvalue() == whole.getvalue()
+    assert whole.getvalue().splitlines() == ["account,gain", "'=x,-2", "A,-1", "B,0", "'@y,1", "C,2"]
+    empty = io.StringIO()
+    write_csv(frame.clear(), empty)
+    assert empty.getvalue() == "account,gain\n"
 
 def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
     """No network fetch (no external src/href, no script), and data is escaped."""
