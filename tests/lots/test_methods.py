@@ -585,6 +585,21 @@ def test_the_booking_is_stored_in_the_background_and_close_waits_for_it(tmp_path
         assert again.booked().lots.equals(booked.lots)
 
 
+
+def test_stored_rows_come_back_in_seq_then_insertion_order(tmp_path: Path) -> None:
+    """load_book reads the tables without an ORDER BY and sorts only when the rows are out of
+    order: rows stored in reverse come back as ORDER BY seq, rowid would give them."""
+    with Book(tmp_path / "t.duckdb") as book:
+        load(book, tmp_path, HISTORY)
+        booked = book.booked()
+        book._saved()
+        store = book.store
+        reversed_disposals = booked.disposals.reverse()
+        store.save_book("k", booked.lots.reverse(), reversed_disposals, booked.washes, [])
+        lots, disposals, _, _ = store.load_book()
+    assert lots.select(booked.lots.columns).equals(booked.lots.reverse().sort("seq", maintain_order=True))
+    assert disposals.select(booked.disposals.columns).equals(reversed_disposals.sort("seq", maintain_order=True))
+
 def test_a_failed_background_store_is_raised_by_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An error while storing the booking is not lost with its thread: close() raises it, and
     nothing of the booking is stored."""
