@@ -90,6 +90,9 @@ class Book:
         self.config = config if isinstance(config, Config) else load_config(config)
         self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
         self._saving: _Saving | None = None
+        #: Told what long work is under way ("booking 1,000,000 trades"), and None when it is
+        #: over: the CLI shows it as a status line. The library itself never prints.
+        self.on_stage: Callable[[str | None], None] | None = None
 
     def __enter__(self) -> Book:
         return self
@@ -108,7 +111,16 @@ class Book:
         """Wait for the booking being stored in the background, if any; raise its error."""
         saving, self._saving = self._saving, None
         if saving is not None:
-            saving.wait()
+            if saving.thread.is_alive():
+                self._stage("storing the booking")
+            try:
+                saving.wait()
+            finally:
+                self._stage(None)
+
+    def _stage(self, what: str | None) -> None:
+        if self.on_stage is not None:
+            self.on_stage(what)
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -209,13 +221,25 @@ class Book:
             default=str,
         )
         key = hashlib.sha256(fingerprint.encode()).hexdigest()
+        try:
+            return self._book(key, settings, chosen)
+        finally:
+            self._stage(None)
+
+    def _book(self, key: str, settings: Settings, chosen: Selections | None) -> Booked:
+        """booked()'s work: the stored booking under ``key``, or a new one (stored meanwhile)."""
         if self.store.book_key() == key:
+            self._stage("reading the stored booking")
             lots, disposals, washes, flagged = self.store.load_book()
             return Booked(
                 lots.select(list(WASHED_LOT_SCHEMA)), disposals.select(list(WASHED_DISPOSAL_SCHEMA)),
                 [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], washes,
             )
-        result = book(self.store.trades(), settings, chosen)
+        self._stage("reading trades")
+        trades = self.store.trades()
+        self._stage(f"booking {trades.height:,} trades" + (" and applying the wash-sale rule" if settings.wash.apply else ""))
+        result = book(trades, settings, chosen)
+        del trades
         if not self.store.read_only:
             flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
             # Stored while the caller renders the result (DuckDB writes without the GIL): at a

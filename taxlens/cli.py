@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import click
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.status import Status
 
 from taxlens import __version__
 from taxlens.api import Book, FileResult, IngestReport, select_gains
@@ -64,12 +65,36 @@ def _book(ctx: click.Context, *, read_only: bool = False, create: bool = False) 
         book = Book(settings.db, settings.config, read_only=read_only)
     except TaxlensError as exc:
         raise click.ClickException(str(exc)) from exc
+    book.on_stage = _stage_line(_console(stderr=True))
     try:
         yield book
     except TaxlensError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         book.close()
+
+
+def _stage_line(console: Console) -> Callable[[str | None], None] | None:
+    """A status line with a spinner for the book's long work ("booking 1,000,000 trades"), on
+    a terminal only: piped output and logs get nothing."""
+    if not console.is_terminal:
+        return None
+    shown: list[Status] = []
+
+    def stage(what: str | None) -> None:
+        if what is None:
+            while shown:
+                shown.pop().stop()
+            return
+        text = f"{what}…"
+        if shown:
+            shown[0].update(text)
+        else:
+            status = console.status(text, spinner="dots")
+            status.start()
+            shown.append(status)
+
+    return stage
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -586,6 +586,22 @@ def test_the_booking_is_stored_in_the_background_and_close_waits_for_it(tmp_path
 
 
 
+
+def test_long_work_is_announced_in_stages(tmp_path: Path) -> None:
+    """on_stage hears what booked() is doing (the CLI shows it as a status line on a terminal),
+    then None when it is done: a new booking reads and books; a stored one is read."""
+    stages: list[str | None] = []
+    with Book(tmp_path / "t.duckdb") as book:
+        load(book, tmp_path, HISTORY)
+        book.on_stage = stages.append
+        book.booked()
+        book._saved()
+        new = stages.copy()
+        stages.clear()
+        book.booked()
+    assert new[:3] == ["reading trades", "booking 5 trades and applying the wash-sale rule", None]
+    assert stages[:2] == ["reading the stored booking", None]
+
 def test_stored_rows_come_back_in_seq_then_insertion_order(tmp_path: Path) -> None:
     """load_book reads the tables without an ORDER BY and sorts only when the rows are out of
     order: rows stored in reverse come back as ORDER BY seq, rowid would give them."""
