@@ -30,12 +30,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
@@ -51,6 +54,12 @@ from taxlens.lots.frames import (
 )
 from taxlens.lots.holding import anniversary
 from taxlens.money import SCALE
+
+try:  # the compiled core (taxlens/lots/_washcore.c, built by setup.py): optional, see apply_wash_sales
+    from taxlens.lots import _washcore
+except ImportError as exc:  # pragma: no cover - only where no C compiler built it
+    _washcore = None  # type: ignore[assignment]
+    _WASHCORE_ERROR = str(exc)
 
 WINDOW = 30  # days either side of the sale (the 61-day period)
 TAXABLE, ADVANTAGED, OUTSIDE = "taxable", "advantaged", "outside"
@@ -87,6 +96,8 @@ class Washed:
     disposals: pl.DataFrame  # WASHED_DISPOSAL_SCHEMA
     washes: pl.DataFrame  # WASH_SCHEMA
     problems: list[RowError] = field(default_factory=list)
+    core: str = "none"  # the pass that ran: "compiled", "python", or "none" (nothing to wash)
+    fallback: str | None = None  # why the compiled core was asked for but the Python pass ran
 
 
 def _part(total: int, whole: int, start: int, end: int) -> int:
@@ -115,12 +126,19 @@ def _part(total: int, whole: int, start: int, end: int) -> int:
 
 def apply_wash_sales(
     lots: pl.DataFrame, disposals: pl.DataFrame, events: pl.DataFrame, crypto: frozenset[str],
-    settings: WashSettings, *, month_end_rule: bool = True,
+    settings: WashSettings, *, month_end_rule: bool = True, core: str | None = None,
 ) -> Washed:
     """The wash-sale pass over booking's ``lots`` (LOT_SCHEMA) and ``disposals``
     (DISPOSAL_SCHEMA, in (sale, slice) order) for the ``events`` they were booked from.
     ``crypto``: the symbols that are digital assets. Returns the adjusted lots and disposals,
-    one row per wash match, and problems (adjustments taxlens could not carry)."""
+    one row per wash match, and problems (adjustments taxlens could not carry).
+
+    ``core`` picks the pass (default: $TAXLENS_WASH_CORE, else "auto"): "auto" runs the
+    compiled core when it is built, "compiled" requires it (ImportError if it is not built),
+    "python" runs the pure-Python pass, the reference. The compiled core hands a run it cannot
+    do exactly (amounts too large for 128 bits at the run's quantity scale, dates datetime
+    cannot hold, ...) to the Python pass; both give the same frames."""
+    core = _core_choice(core)
     base_lots = lots.with_columns(pl.col("open_basis").alias("open_adjusted_basis"))
     base_disposals = disposals.with_columns(
         pl.col("acquired").alias("adjusted_acquired"), pl.lit(0, dtype=pl.Int128).reinterpret(dtype=DECIMAL).alias("wash_basis")
@@ -147,23 +165,66 @@ def apply_wash_sales(
         .filter(pl.col("_role") != OUTSIDE)
         .with_columns(pl.col("seq").is_in(acquired_seqs["seq"].implode()).alias("_cand"))
     )
+    # Each (household, group) as one integer, _g (null for a null symbol, whose group matches
+    # none): the axis and the filters work on it rather than on pairs of strings.
+    hh_ids = {h: i for i, h in enumerate(sorted({settings.default_household, *households.values()}))}
+    groups = pl.concat([d["_grp"], lt["_grp"]]).drop_nulls().unique().sort()
+    grp_ids = dict(zip(groups.to_list(), range(groups.len()), strict=True))
+    group_id = (
+        pl.col("_hh").replace_strict(hh_ids, return_dtype=pl.Int64) * len(grp_ids)
+        + pl.col("_grp").replace_strict(grp_ids, default=None, return_dtype=pl.Int64)
+    ).alias("_g")
+    d, lt = d.with_columns(group_id), lt.with_columns(group_id)
+    # Each slice's lot, found once for the filter below (_own_cand) and the pass (_lot).
+    found = _lot_rows(d, lt)
+    if found is not None:
+        lot, strict = found
+        d = d.with_columns(lot.alias("_lot"), lt["_cand"].gather(strict).fill_null(False).alias("_own_cand"))
     busy = _groups_with_a_possible_wash(d, lt)
     if not busy:
         return Washed(base_lots, base_disposals, empty)
-    busy_keys = pl.DataFrame(busy, schema={"_hh": pl.String, "_grp": pl.String}, orient="row")
-    d = d.join(busy_keys, on=["_hh", "_grp"], how="semi", maintain_order="left")
-    lt = lt.join(busy_keys, on=["_hh", "_grp"], how="semi", maintain_order="left")
+    keep = lt["_g"].is_in(pl.Series(busy, dtype=pl.Int64).implode())
+    d = d.filter(pl.col("_g").is_in(pl.Series(busy, dtype=pl.Int64).implode()))
+    if found is not None and not keep.all():
+        # The lots' rows once filtered; a slice whose lot is filtered out has none, as a lookup
+        # in the filtered lots would find.
+        row = pl.select(pl.when(keep).then(keep.cum_sum() - 1)).to_series()
+        d = d.with_columns(row.gather(d["_lot"]).alias("_lot"))
+    lt = lt.filter(keep)
     run = _Pass(settings, crypto, month_end_rule)
     with _gc_paused():
         run.load(d, lt)
-        run.go()
-        problems = run.carry_problems(events, base_lots)
+        out, fallback = None, None
+        if core != "python":
+            out, fallback = run.compiled()
+        if out is None:
+            run.go()
+            out = run.output()
+        problems = run.carry_problems(events, base_lots, out.ranges)
         washed = Washed(
-            run.lots_frame(base_lots), run.disposals_frame(base_disposals), run.washes_frame(base_lots), problems,
+            run.lots_frame(base_lots, out.ranges), run.disposals_frame(base_disposals, out), run.washes_frame(base_lots, out.matches),
+            problems, "python" if fallback is not None or core == "python" else "compiled", fallback,
         )
         # Freed while the collector is still off: once on, it would first scan all of it again.
-        del run
+        del run, out
     return washed
+
+
+CORES = ("auto", "compiled", "python")
+
+
+def _core_choice(core: str | None) -> str:
+    """"compiled" or "python": ``core`` (else $TAXLENS_WASH_CORE, else "auto") resolved."""
+    choice = core or os.environ.get("TAXLENS_WASH_CORE") or "auto"
+    if choice not in CORES:
+        raise ValueError(f"wash-sale core {choice!r}: expected one of {', '.join(CORES)}")
+    if choice == "python":
+        return choice
+    if _washcore is None:
+        if choice == "compiled":
+            raise ImportError(f"the compiled wash-sale core (taxlens.lots._washcore) is not built: {_WASHCORE_ERROR}")
+        return "python"
+    return "compiled"
 
 
 @contextlib.contextmanager
@@ -180,33 +241,68 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _groups_with_a_possible_wash(d: pl.DataFrame, lt: pl.DataFrame) -> list[tuple[str, str]]:
-    """(household, group) pairs where some taxable loss slice has an acquisition of another lot
-    in its window: the only places a wash (and so a chain) can start. One sorted axis, no pairs
-    enumerated."""
-    losses = d.filter((pl.col("_role") == TAXABLE) & (pl.col("gain") < 0) & pl.col("lot_seq").is_not_null()).join(
-        lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id", pl.col("_cand").alias("_own_cand")),
-        on=["scope", "lot_seq", "lot_id"], how="left",
-    )
+def _groups_with_a_possible_wash(d: pl.DataFrame, lt: pl.DataFrame) -> list[int]:
+    """The (household, group) pairs, as their ``_g``, where some taxable loss slice has an
+    acquisition of another lot in its window: the only places a wash (and so a chain) can
+    start. One sorted axis, no pairs enumerated."""
+    losses = d.filter((pl.col("_role") == TAXABLE) & (pl.col("gain") < 0) & pl.col("lot_seq").is_not_null())
     cands = lt.filter("_cand")
     if losses.height == 0 or cands.height == 0:
         return []
-    keys = pl.concat([losses.select("_hh", "_grp"), cands.select("_hh", "_grp")]).unique().with_row_index("_g")
+    # Whether the sold lot is itself an acquisition: the lot with the slice's (scope, lot_seq,
+    # lot_id), nulls matching nothing, every match counted (as a left join does). _own_cand
+    # when _lot_rows found it; else (lots opened by one event in several rows: transfers) a
+    # join on the three keys.
+    if "_own_cand" not in losses.columns:
+        losses = losses.join(
+            lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id", pl.col("_cand").alias("_own_cand")),
+            on=["scope", "lot_seq", "lot_id"], how="left",
+        )
     span = 1 << 20  # days since 1970 fit in 20 bits until the year 4840
 
     def axis(day: str) -> pl.Expr:  # groups side by side on one integer axis
-        return pl.col("_g").cast(pl.Int64) * span + pl.col(day).cast(pl.Int32).cast(pl.Int64)
+        return pl.col("_g") * span + pl.col(day).cast(pl.Int32).cast(pl.Int64)
 
-    cx = np.sort(cands.join(keys, on=["_hh", "_grp"]).select(axis("acquired"))["_g"].to_numpy())
-    s = losses.join(keys, on=["_hh", "_grp"]).select(
-        "_hh", "_grp", axis("disposed").alias("x"), axis("acquired").alias("own"), pl.col("_own_cand").fill_null(False)
+    cx = np.sort(cands.filter(pl.col("_g").is_not_null()).select(axis("acquired"))["_g"].to_numpy())
+    s = losses.filter(pl.col("_g").is_not_null()).select(
+        "_g", axis("disposed").alias("x"), axis("acquired").alias("own"), pl.col("_own_cand").fill_null(False)
     )
     sx, own = s["x"].to_numpy(), s["own"].to_numpy()
-    count = np.searchsorted(cx, sx + WINDOW, side="right") - np.searchsorted(cx, sx - WINDOW, side="left")
+    first, stop = _windows(cx, sx)
+    count = stop - first
     # The sold lot itself may sit in the window; another acquisition must be there too.
     own_in = (own >= sx - WINDOW) & (own <= sx + WINDOW) & s["_own_cand"].to_numpy()
     hit = count > own_in.astype(np.int64)
-    return sorted({(h, g) for h, g in s.filter(pl.Series(hit)).select("_hh", "_grp").unique().iter_rows()})
+    return sorted(s["_g"].filter(pl.Series(hit)).unique().to_list())
+
+
+def _lot_rows(d: pl.DataFrame, lt: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
+    """Each slice's lot as a row of ``lt`` (null: none), the lot with the slice's (scope,
+    lot_seq, lot_id): with nulls matching nulls as in a dict, and (the second) with nulls
+    matching nothing as in a join; a null lot_seq matches nothing either way. Found by a join on
+    lot_seq alone, one integer column, the other two keys then compared: so only when the
+    lots' seqs are unique, as they are unless a transfer moved several lots in one event; None
+    otherwise, and the callers join on all three."""
+    if lt["seq"].n_unique() != lt.height:
+        return None
+    found = d.select("scope", "lot_seq", "lot_id").join(
+        lt.select(pl.col("scope").alias("_scope"), pl.col("seq").alias("lot_seq"), pl.col("lot_id").alias("_lot_id"))
+        .with_row_index("_lot"),
+        on="lot_seq", how="left", maintain_order="left",
+    )
+    scope, lot_id, seq = pl.col("scope"), pl.col("lot_id"), pl.col("lot_seq")
+    dict_like = scope.eq_missing(pl.col("_scope")) & lot_id.eq_missing(pl.col("_lot_id")) & seq.is_not_null()
+    join_like = ((scope == pl.col("_scope")) & (lot_id == pl.col("_lot_id"))).fill_null(False) & seq.is_not_null()
+    found = found.select(pl.when(dict_like).then("_lot").alias("dict"), pl.when(join_like).then("_lot").alias("join"))
+    return found["dict"], found["join"]
+
+
+def _windows(axis: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For days ``x`` on the (sorted) axis, the positions [first, stop) of the acquisitions at
+    most WINDOW days away. One binary search per distinct day (days × groups: few), as a
+    search per key in sale order would miss the cache on nearly every key."""
+    days, at = np.unique(x, return_inverse=True)
+    return np.searchsorted(axis, days - WINDOW, side="left")[at], np.searchsorted(axis, days + WINDOW, side="right")[at]
 
 
 _SPAN = 1 << 20  # days since 1970 fit in 20 bits until the year 4840: groups side by side on one axis
@@ -220,7 +316,11 @@ class _Pass:
     not an object per lot: the loop indexes lists, and there are far fewer objects to build and
     free. Output goes to flat lists, one record after another, cut into columns by slicing when
     the frames are built; the frames do the arithmetic that no decision in the loop needs on
-    the columns (polars' DECIMAL(38,18) arithmetic is taxlens.money's, digit for digit)."""
+    the columns (polars' DECIMAL(38,18) arithmetic is taxlens.money's, digit for digit).
+
+    ``load`` reads the columns both passes run on; ``go`` (with ``output``) is the pure-Python
+    pass, the reference, and ``compiled`` the same pass in taxlens/lots/_washcore.c. Both give
+    a ``_Out``, from which the frames are built."""
 
     def __init__(self, settings: WashSettings, crypto: frozenset[str], month_end_rule: bool) -> None:
         self.settings, self.crypto, self.month_end_rule = settings, crypto, month_end_rule
@@ -233,7 +333,6 @@ class _Pass:
         self.rows: list[int] = []
         self.split_rows: list[int | None] = []
         self.w: list[int] = []
-        self._matches: pl.DataFrame | None = None
 
     def _anniversary(self, acquired: int) -> int:
         day = dt.date.fromordinal(acquired + _EPOCH)
@@ -241,9 +340,60 @@ class _Pass:
         return ann
 
     def load(self, d: pl.DataFrame, lt: pl.DataFrame) -> None:
-        """Read the slices ``d`` and lots ``lt`` into the lists the loop runs on."""
+        """Read the slices ``d`` and lots ``lt``: the columns the pass runs on."""
         self.d = d = d.sort("_i")
         self.lt = lt
+        # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
+        # in (group, date, seq) order: a window never reaches into another group.
+        cand = lt.with_row_index("_k").filter("_cand")
+        on_axis = cand.select("_k", (pl.col("_g") * _SPAN + pl.col("acquired").cast(pl.Int32)).alias("_x"), "seq").sort(
+            "_x", "seq", maintain_order=True
+        )
+        self.axis_lots = on_axis["_k"]  # the lots (rows of lt) in axis order
+        self.taxable = lt["_role"] == TAXABLE
+        axis = on_axis["_x"].to_numpy()
+        # Each slice's lot as an index, found by a join rather than per-slice lookups: by
+        # (scope, seq, lot_id), the last one of equal keys, nulls matching nulls as in a dict; a
+        # shortfall slice (null lot_seq) has none.
+        if "_lot" in d.columns:  # found by _lot_rows
+            lot = d["_lot"]
+        else:  # lots opened by one event in several rows (transfers): join on the three keys
+            key = ["scope", "lot_seq", "lot_id"]
+            lot_keys = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_lot").unique(
+                subset=key, keep="last"
+            )
+            lot = d.select(key).join(lot_keys, on=key, how="left", nulls_equal=True, maintain_order="left").select(
+                pl.when(pl.col("lot_seq").is_not_null()).then("_lot").alias("_lot")
+            )["_lot"]
+        found = d.select(
+            lot.alias("_lot"),
+            # A slice can start a wash only if it is a taxable sale of a group with
+            # acquisitions: x, its day on the acquisitions' axis, is null otherwise.
+            pl.when((pl.col("_role") == TAXABLE) & pl.col("_g").is_in(cand["_g"].unique().implode()))
+            .then(pl.col("_g") * _SPAN + pl.col("disposed").cast(pl.Int32)).alias("_x"),
+            (pl.lit(self.settings.crypto) | ~pl.col("symbol").is_in(pl.Series(sorted(self.crypto), dtype=pl.String).implode()).fill_null(False))
+            .alias("_applies"),
+        ).with_columns(
+            # A slice carrying no deferred loss is left as it is unless it is a loss to wash.
+            ((d["gain"] < 0) & pl.col("_x").is_not_null()).fill_null(False).alias("_loss"),
+        )
+        assert found.height == d.height
+        self.applies, self.slice_lot, self.slice_loss = found["_applies"], found["_lot"], found["_loss"]
+        # Each slice's window as positions on the axis, [first, stop): a sorted search for all
+        # slices at once rather than a bisection per loss.
+        x = found["_x"].fill_null(0).to_numpy()
+        first, self.window_stop = _windows(axis, x)
+        self.window_first = pl.Series(first, dtype=pl.Int64).set(found["_x"].is_null(), None)  # type: ignore[arg-type]
+        seq = d["seq"]
+        self.sale_start = seq.ne_missing(seq.shift(1)).fill_null(True)  # the first slice of each sale
+        # Basis less proceeds (the loss, before any deferred loss the shares carry): the one
+        # amount the loop needs; the frames take proceeds and basis from the columns. (Like
+        # every DECIMAL sum here, it raises rather than wraps past 10^20.)
+        self.cost = d["cost_basis"].cast(DECIMAL) - d["proceeds"].cast(DECIMAL)
+
+    def _lists(self) -> None:
+        """The Python pass's state: the columns as lists, and the per-lot lists it updates."""
+        d, lt = self.d, self.lt
         units = lambda f, c: f.get_column(c).cast(DECIMAL).to_physical().to_list()  # noqa: E731
         days = lambda f, c: f.get_column(c).cast(pl.Date).to_physical().to_list()  # noqa: E731
         n_lots = lt.height
@@ -253,68 +403,25 @@ class _Pass:
         self.qty: list[int] = units(lt, "quantity")
         self.sold, self.free, self.p = [0] * n_lots, [0] * n_lots, [0] * n_lots
         self.segs: list[list[_Seg] | None] = [None] * n_lots
-        # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
-        # in (group, date, seq) order: a window never reaches into another group.
-        cand = lt.with_row_index("_k").filter("_cand")
-        group_keys = cand.select("_hh", "_grp").unique(maintain_order=True).with_row_index("_g")
-        on_axis = (
-            cand.join(group_keys, on=["_hh", "_grp"], nulls_equal=True, maintain_order="left")
-            .select("_k", (pl.col("_g").cast(pl.Int64) * _SPAN + pl.col("acquired").cast(pl.Int32)).alias("_x"), "seq")
-            .sort("_x", "seq", maintain_order=True)
-        )
-        self.group = _Group(on_axis["_k"].to_list(), self.qty, self.sold, self.free, (lt["_role"] == TAXABLE).to_list(), self.segs, self.w)
-        axis = on_axis["_x"].to_numpy()
-        # Each slice's lot and group as indexes, found by joins rather than per-slice lookups.
-        # A lot is found by (scope, seq, lot_id), the last one of equal keys, nulls matching nulls
-        # as in a dict; a shortfall slice (null lot_seq) has none.
-        key = ["scope", "lot_seq", "lot_id"]
-        lot_keys = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_lot").unique(
-            subset=key, keep="last"
-        )
-        found = (
-            d.select("_i", *key, "_hh", "_grp", "_role", "symbol", "disposed")
-            .join(lot_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
-            .join(group_keys, on=["_hh", "_grp"], how="left", nulls_equal=True, maintain_order="left")
-            .select(
-                pl.when(pl.col("lot_seq").is_not_null()).then("_lot").alias("_lot"),
-                # A slice can start a wash only if it is a taxable sale of a group with
-                # acquisitions: x, its day on the acquisitions' axis, is null otherwise.
-                pl.when(pl.col("_role") == TAXABLE).then(pl.col("_g").cast(pl.Int64) * _SPAN + pl.col("disposed").cast(pl.Int32))
-                .alias("_x"),
-                (pl.lit(self.settings.crypto) | ~pl.col("symbol").is_in(pl.Series(sorted(self.crypto), dtype=pl.String).implode()).fill_null(False))
-                .alias("_applies"),
-            )
-            .with_columns(
-                # A slice carrying no deferred loss is left as it is unless it is a loss to wash.
-                ((d["gain"] < 0) & pl.col("_x").is_not_null()).fill_null(False).alias("_loss"),
-            )
-        )
-        assert found.height == d.height
-        self.applies: list[bool] = found["_applies"].to_list()
-        self.slice_lot: list[int | None] = found["_lot"].to_list()
-        # Each slice's window as positions on the axis, [first, stop): a sorted search for all
-        # slices at once rather than a bisection per loss.
-        x = found["_x"].fill_null(0).to_numpy()
-        first = pl.Series(np.searchsorted(axis, x - WINDOW, side="left"), dtype=pl.Int64)
-        self.window_first: list[int | None] = first.set(found["_x"].is_null(), None).to_list()  # type: ignore[arg-type]
-        self.window_stop: list[int] = np.searchsorted(axis, x + WINDOW, side="right").tolist()
-        self.slice_loss: list[bool] = found["_loss"].to_list()
+        self.group = _Group(self.axis_lots.to_list(), self.qty, self.sold, self.free, self.taxable.to_list(), self.segs, self.w)
+        self.applies_: list[bool] = self.applies.to_list()
+        self.slice_lot_: list[int | None] = self.slice_lot.to_list()
+        self.window_first_: list[int | None] = self.window_first.to_list()
+        self.window_stop_: list[int] = self.window_stop.tolist()
+        self.slice_loss_: list[bool] = self.slice_loss.to_list()
         self.slice_q = units(d, "quantity")
-        # Basis less proceeds (the loss, before any deferred loss the shares carry): the one
-        # amount the loop needs; the frames take proceeds and basis from the columns. (Like
-        # every DECIMAL sum here, it raises rather than wraps past 10^20.)
-        self.cost: list[int | None] = (d["cost_basis"].cast(DECIMAL) - d["proceeds"].cast(DECIMAL)).to_physical().to_list()
+        self.cost_: list[int | None] = self.cost.to_physical().to_list()
         self.acquired, self.disposed = days(d, "acquired"), days(d, "disposed")
-        seq = d["seq"]
         n = d.height
-        starts = pl.arg_where(seq.ne_missing(seq.shift(1)).fill_null(True), eager=True).to_list() if n else []
+        starts = pl.arg_where(self.sale_start, eager=True).to_list() if n else []
         self.sales = list(zip(starts, [*starts[1:], n], strict=True))
 
     def go(self) -> None:
         """The pass: every slice in order of sale, cut by the deferred losses its shares carry,
         its loss washed against the replacements in its window."""
-        lot_, first_, stop_, loss_, app_ = self.slice_lot, self.window_first, self.window_stop, self.slice_loss, self.applies
-        q_, cost_, acq_, disp_ = self.slice_q, self.cost, self.acquired, self.disposed
+        self._lists()
+        lot_, first_, stop_, loss_, app_ = self.slice_lot_, self.window_first_, self.window_stop_, self.slice_loss_, self.applies_
+        q_, cost_, acq_, disp_ = self.slice_q, self.cost_, self.acquired, self.disposed
         sold, segs_, p_ = self.sold, self.segs, self.p
         match, out = self.group.match, self.rows
         c0_ = [0] * len(lot_)
@@ -424,7 +531,7 @@ class _Pass:
         """Wash what is a loss among the (several) ``pieces`` of slice ``j`` and record their
         rows, each with its part of the slice's proceeds and basis."""
         q, acquired, disposed = self.slice_q[j], self.acquired[j], self.disposed[j]
-        first, stop = self.window_first[j], self.window_stop[j]
+        first, stop = self.window_first_[j], self.window_stop_[j]
         proceeds, basis = (self.d[c].cast(DECIMAL).to_physical()[j] for c in ("proceeds", "cost_basis"))
         cum = 0
         for pq, adj_in, tack in pieces:
@@ -436,74 +543,123 @@ class _Pass:
             adj_acq = acquired - tack
             disallowed = 0
             if gain is not None and gain < 0 and first is not None:
-                disallowed = self.group.match(j, lot, pq, -gain, first, stop, self.applies[j], disposed - adj_acq)
+                disallowed = self.group.match(j, lot, pq, -gain, first, stop, self.applies_[j], disposed - adj_acq)
             self.split_rows.extend((j, pq, pp, b, disallowed, None if gain is None else gain + disallowed, adj_acq, adj_in))
 
-    def matches(self) -> pl.DataFrame:
-        """The matches (``w``) as columns: slice j, lot k, start (of the replacement shares
-        used, in the lot's share order), m (how many), amount (disallowed) and held (days)."""
-        if self._matches is None:
-            w = self.w
-            j, k, start, m, amount, held = (w[c::_MATCH] for c in range(_MATCH))
-            self._matches = pl.DataFrame([
-                pl.Series("j", j, dtype=pl.UInt32), pl.Series("k", k, dtype=pl.UInt32), _decimals(start).alias("start"),
-                _decimals(m).alias("m"), _decimals(amount).alias("amount"), pl.Series("held", held, dtype=pl.Int32),
-            ])
-        return self._matches
-
-    def adjusted_ranges(self) -> pl.DataFrame:
-        """The ranges the pass adjusted, in (lot, share) order: lot k, shares [s, e), the loss
-        added to their basis (adj) and the days tacked on (tack). They are the matches where
-        the rule applied to a taxable replacement, as ``_Group.match`` kept them in ``segs``."""
-        w = self.matches()
-        applies = pl.Series(self.applies, dtype=pl.Boolean).gather(w["j"])
-        taxable = (self.lt["_role"] == TAXABLE).gather(w["k"])
-        # A lot's ranges were made in share order: a stable sort by lot keeps it.
-        return w.filter(applies & taxable).select(
+    def output(self) -> _Out:
+        """The Python pass's records (``rows``, ``split_rows``, ``w``) as columns."""
+        rows, split_rows, w = self.rows, self.split_rows, self.w
+        matches = pl.DataFrame([
+            pl.Series("j", w[0::_MATCH], dtype=pl.UInt32), pl.Series("k", w[1::_MATCH], dtype=pl.UInt32),
+            _decimals(w[2::_MATCH]).alias("start"), _decimals(w[3::_MATCH]).alias("m"), _decimals(w[4::_MATCH]).alias("amount"),
+            pl.Series("held", w[5::_MATCH], dtype=pl.Int32),
+        ])
+        # The adjusted ranges are the matches where the rule applied to a taxable replacement,
+        # as _Group.match kept them in segs; a lot's were made in share order, which a stable
+        # sort by lot keeps.
+        ranges = matches.filter(self.applies.gather(matches["j"]) & self.taxable.gather(matches["k"])).select(
             "k", pl.col("start").alias("s"), (pl.col("start") + pl.col("m")).alias("e"), pl.col("amount").alias("adj"),
             pl.col("held").alias("tack"),
         ).sort("k", maintain_order=True)
+        return _Out(
+            pl.DataFrame([
+                pl.Series("j", rows[0::_ROW], dtype=pl.UInt32), _decimals(rows[1::_ROW]).alias("adjustment"),
+                _decimals(rows[2::_ROW]).alias("wash_basis"), pl.Series("tack", rows[3::_ROW], dtype=pl.Int32),
+            ]),
+            pl.DataFrame([
+                pl.Series("j", split_rows[0::_SPLIT_ROW], dtype=pl.UInt32),
+                *(_decimals(split_rows[c::_SPLIT_ROW]).alias(name)
+                  for c, name in ((1, "quantity"), (2, "proceeds"), (3, "cost_basis"), (4, "adjustment"))),
+                pl.Series("adjusted_acquired", split_rows[6::_SPLIT_ROW], dtype=pl.Int32),
+                _decimals(split_rows[7::_SPLIT_ROW]).alias("wash_basis"), _decimals(split_rows[5::_SPLIT_ROW]).alias("gain"),
+            ]),
+            matches,
+            ranges,
+        )
+
+    def compiled(self) -> tuple[_Out | None, str | None]:
+        """The pass in the compiled core, on the loaded columns: (its output, None), or (None,
+        why) when it cannot be exact here and the Python pass must run instead."""
+        assert _washcore is not None
+        if sys.byteorder != "little":  # pragma: no cover - the buffers are read as little-endian
+            return None, "a big-endian machine"
+        d, lt = self.d, self.lt
+        with_lot = self.slice_lot.is_not_null()
+        # What the Python pass would trip over (None in arithmetic) is left to it.
+        if lt["quantity"].null_count() or (with_lot & (d["quantity"].is_null() | d["acquired"].is_null() | d["disposed"].is_null())).any():
+            return None, "a null quantity or date"
+        lot_qty, q, cost, proceeds, basis = (
+            _units_buffer(c) for c in (lt["quantity"], d["quantity"], self.cost, d["proceeds"], d["cost_basis"])
+        )
+        if lot_qty is None or q is None or cost is None or proceeds is None or basis is None:  # pragma: no cover
+            return None, "DECIMAL columns not as 128-bit Arrow arrays"
+        days = lambda c: d[c].cast(pl.Date).to_physical().fill_null(0).to_numpy()  # noqa: E731  (Int32)
+        result = _washcore.run(
+            lot_qty[0], _bytes(self.taxable), self.axis_lots.cast(pl.Int64).to_numpy(),
+            self.slice_lot.fill_null(-1).cast(pl.Int64).to_numpy(), self.window_first.fill_null(-1).to_numpy(),
+            self.window_stop.astype(np.int64), _bytes(self.slice_loss), _bytes(self.applies),
+            q[0], cost[0], cost[1], proceeds[0], proceeds[1], basis[0], basis[1],
+            np.ascontiguousarray(days("acquired"), dtype=np.int32), np.ascontiguousarray(days("disposed"), dtype=np.int32),
+            _bytes(self.sale_start), self.month_end_rule,
+        )
+        if isinstance(result, str):
+            return None, result
+        r = {name: memoryview(column) for name, column in result.items() if name != "scale"}  # columns, not copied
+        u32 = lambda c: pl.Series(c, np.frombuffer(r[c], dtype=np.uint32))  # noqa: E731
+        i32 = lambda c: pl.Series(c, np.frombuffer(r[c], dtype=np.int32))  # noqa: E731
+        dec = lambda c, valid=None: _decimal_column(r[c], None if valid is None else r[valid]).alias(c)  # noqa: E731
+        return _Out(
+            pl.DataFrame([
+                u32("rows_j").alias("j"), dec("rows_disallowed").alias("adjustment"), dec("rows_adj_in").alias("wash_basis"),
+                i32("rows_tack").alias("tack"),
+            ]),
+            pl.DataFrame([
+                u32("split_j").alias("j"), dec("split_q").alias("quantity"), dec("split_proceeds", "split_proceeds_valid").alias("proceeds"),
+                dec("split_basis", "split_basis_valid").alias("cost_basis"), dec("split_disallowed").alias("adjustment"),
+                i32("split_adjusted_acquired").alias("adjusted_acquired"), dec("split_adj_in").alias("wash_basis"),
+                dec("split_gain", "split_gain_valid").alias("gain"),
+            ]),
+            pl.DataFrame([
+                u32("w_j").alias("j"), u32("w_k").alias("k"), dec("w_start").alias("start"), dec("w_m").alias("m"),
+                dec("w_amount").alias("amount"), i32("w_held").alias("held"),
+            ]),
+            pl.DataFrame([
+                u32("ranges_k").alias("k"), dec("ranges_s").alias("s"), dec("ranges_e").alias("e"), dec("ranges_adj").alias("adj"),
+                i32("ranges_tack").alias("tack"),
+            ]),
+        ), None
 
     # -- frames ----------------------------------------------------------------------------------
 
-    def disposals_frame(self, base: pl.DataFrame) -> pl.DataFrame:
+    def disposals_frame(self, base: pl.DataFrame, out: _Out) -> pl.DataFrame:
         """``base`` with the slices of the groups the pass ran on replaced by their pieces."""
-        if not (self.rows or self.split_rows):
+        if not (out.rows.height or out.split.height):
             return base
-        rows = self.rows
-        j, tack = pl.Series(rows[0::_ROW], dtype=pl.UInt32), pl.Series(rows[3::_ROW], dtype=pl.Int32)
-        adj, wash_basis = _decimals(rows[1::_ROW]), _decimals(rows[2::_ROW])
+        j, adj, wash_basis, tack = out.rows.get_columns()
         # A slice kept whole: its quantity and proceeds, and the loss it carries added to its basis.
         whole = self.d.select("quantity", "proceeds", "cost_basis", "acquired")[j].select(
             pl.lit(j).alias("j"), pl.col("quantity").cast(DECIMAL), pl.col("proceeds").cast(DECIMAL),
             (pl.col("cost_basis").cast(DECIMAL) + wash_basis).alias("cost_basis"), adj.alias("adjustment"),
             (pl.col("acquired").cast(pl.Int32) - tack).alias("adjusted_acquired"), wash_basis.alias("wash_basis"),
         ).with_columns((pl.col("proceeds") - pl.col("cost_basis") + pl.col("adjustment")).alias("gain"))
-        split_rows = self.split_rows
-        split = pl.DataFrame([
-            pl.Series("j", split_rows[0::_SPLIT_ROW], dtype=pl.UInt32),
-            *(_decimals(split_rows[c::_SPLIT_ROW]).alias(name) for c, name in ((1, "quantity"), (2, "proceeds"), (3, "cost_basis"), (4, "adjustment"))),
-            pl.Series("adjusted_acquired", split_rows[6::_SPLIT_ROW], dtype=pl.Int32),
-            _decimals(split_rows[7::_SPLIT_ROW]).alias("wash_basis"), _decimals(split_rows[5::_SPLIT_ROW]).alias("gain"),
-        ])
-        pieces = pl.concat([whole, split]).sort("j", maintain_order=True)
+        pieces = pl.concat([whole, out.split]).sort("j", maintain_order=True)
         # The term of each adjusted date, from the anniversary of each distinct one.
         anns = self.anniversaries
         ann = {a: anns[a] if a in anns else self._anniversary(a) for a in pieces["adjusted_acquired"].unique().to_list()}
         pieces = pieces.with_columns(
             pl.when(pl.col("adjustment") != 0).then(pl.lit("W")).alias("adjustment_code"),
-            pl.when(pl.Series(self.disposed, dtype=pl.Int32).gather(pieces["j"])
+            pl.when(self.d["disposed"].cast(pl.Date).to_physical().gather(pieces["j"])
                     > pl.col("adjusted_acquired").replace_strict(ann, return_dtype=pl.Int32)).then(pl.lit("long")).otherwise(pl.lit("short"))
             .alias("term"),
             pl.col("adjusted_acquired").cast(pl.Date),
         )
         return _replace_rows(base, self.d["_i"].gather(pieces["j"]), pieces.drop("j"))
 
-    def lots_frame(self, base: pl.DataFrame) -> pl.DataFrame:
-        """``base`` with every lot that received adjustments cut into its ranges: the adjusted
-        ones and the gaps between them, covering [0, quantity). Computed on the columns, as
-        polars multiplies and divides DECIMAL(38,18) exactly as mul_units and div_units do."""
-        segs = self.adjusted_ranges()
+    def lots_frame(self, base: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
+        """``base`` with every lot that received adjustments (``segs``: the adjusted ranges)
+        cut into its ranges: the adjusted ones and the gaps between them, covering
+        [0, quantity). Computed on the columns, as polars multiplies and divides DECIMAL(38,18)
+        exactly as mul_units and div_units do."""
         if segs.height == 0:
             return base
         zero = pl.lit(0, dtype=pl.Int128).reinterpret(dtype=DECIMAL)
@@ -551,12 +707,11 @@ class _Pass:
         )
         return _replace_rows(base, row, cut)
 
-    def washes_frame(self, lots: pl.DataFrame) -> pl.DataFrame:
-        """The matches as WASH_SCHEMA rows: the loss slice's columns gathered from the slices by
-        row, the replacement's from ``lots`` (the base lots frame) by row."""
-        if not self.w:
+    def washes_frame(self, lots: pl.DataFrame, w: pl.DataFrame) -> pl.DataFrame:
+        """The matches ``w`` as WASH_SCHEMA rows: the loss slice's columns gathered from the
+        slices by row, the replacement's from ``lots`` (the base lots frame) by row."""
+        if not w.height:
             return pl.DataFrame(schema=WASH_SCHEMA)
-        w = self.matches()
         sale = self.d.select(
             pl.col("_hh").alias("household"), pl.col("_grp").alias("wash_group"), "account", "symbol", "sell_trade_id",
             "disposed", "lot_id", "seq", "source",
@@ -567,7 +722,7 @@ class _Pass:
             pl.col("seq").alias("replacement_seq"),
         )[self.lt["_i"].gather(w["k"])]
         # Where the rule does not apply (crypto, unless configured) a match is only listed.
-        applies = pl.Series(self.applies, dtype=pl.Boolean).gather(w["j"])
+        applies = self.applies.gather(w["j"])
         role = self.lt["_role"].gather(w["k"])
         frame = pl.concat([sale, rep], how="horizontal").with_columns(
             w["m"].alias("quantity"), w["amount"].alias("disallowed"), w["held"].alias("tacked_days"),
@@ -579,13 +734,11 @@ class _Pass:
              & (pl.col("status") != INFO)).alias("broker_reported")
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
-    def carry_problems(self, events: pl.DataFrame, lots: pl.DataFrame) -> list[RowError]:
+    def carry_problems(self, events: pl.DataFrame, lots: pl.DataFrame, ranges: pl.DataFrame) -> list[RowError]:
         """Adjusted lots in positions with splits or transfers: the ranges this pass tracks do
         not follow shares through those yet, so say where to check by hand. ``lots``: the base
         lots frame."""
-        if not self.w:
-            return []
-        touched = self.adjusted_ranges()["k"].unique()
+        touched = ranges["k"].unique()
         if touched.len() == 0:
             return []
         where = lots.select("account", "symbol")[self.lt["_i"].gather(touched)].unique()
@@ -603,6 +756,48 @@ class _Pass:
 _ROW, _SPLIT_ROW, _MATCH = 4, 8, 6  # fields per record of _Pass.rows, _Pass.split_rows and _Pass.w
 
 
+@dataclass
+class _Out:
+    """What a pass decided, as columns (j: a slice, a row of ``d``; k: a lot, a row of ``lt``),
+    whichever pass ran: the frames are built from these alone."""
+
+    rows: pl.DataFrame  # slices kept whole but changed: j, adjustment (disallowed), wash_basis (deferred loss in), tack
+    split: pl.DataFrame  # slices cut by term: j, quantity, proceeds, cost_basis, adjustment, adjusted_acquired, wash_basis, gain
+    matches: pl.DataFrame  # j, k, start (first replacement share used), m (shares), amount (disallowed), held (days)
+    ranges: pl.DataFrame  # adjusted ranges in (lot, share) order: k, shares [s, e), adj (loss added), tack (days)
+
+
+def _units_buffer(column: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """A DECIMAL(38,18) column as (16-byte little-endian two's complement values, one per row:
+    Arrow Decimal128's data buffer, the physical units as __int128; 1 where not null, one byte
+    per row) for the compiled core; None if polars does not hand it over as Decimal128."""
+    arr = column.cast(DECIMAL).to_arrow()
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - a Series converts to one array
+        arr = arr.combine_chunks()
+    if not pa.types.is_decimal128(arr.type):  # pragma: no cover
+        return None
+    n = len(arr)
+    data = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[16 * arr.offset : 16 * (arr.offset + n)] if n else np.zeros(0, np.uint8)
+    return data, _bytes(column.is_not_null())
+
+
+def _bytes(flags: pl.Series) -> np.ndarray:
+    """A Boolean column (nulls as False) as one byte per row."""
+    return flags.fill_null(False).to_numpy().view(np.uint8)
+
+
+def _decimal_column(units: memoryview, valid: memoryview | None = None) -> pl.Series:
+    """DECIMAL(38,18) from the compiled core's 16-byte values (and one byte per row, 1 where
+    not null), through an Arrow Decimal128 array: no value passes through a Python int."""
+    n = units.nbytes // 16
+    validity = None
+    if valid is not None:
+        flags = np.frombuffer(valid, dtype=np.bool_)
+        if not flags.all():
+            validity = pa.py_buffer(np.packbits(flags, bitorder="little"))
+    return pl.Series(pa.Array.from_buffers(pa.decimal128(38, SCALE), n, [validity, pa.py_buffer(units)]))
+
+
 def _decimals(units: Sequence[int | None]) -> pl.Series:
     """DECIMAL(38,18) from units, as booking builds its columns."""
     from taxlens.lots._loopfast import FastLoop
@@ -618,6 +813,16 @@ def _replace_rows(base: pl.DataFrame, rows: pl.Series, new: pl.DataFrame) -> pl.
     r = rows.to_numpy()
     count = np.bincount(r, minlength=n)
     named = count > 0
+    if count.max() > 1 and all(new[c].dtype == base[c].dtype for c in new.columns):
+        # Rows repeated (a lot cut into ranges): each column gathered once, the replaced ones
+        # from new and base one after the other, rather than all of base and then choosing.
+        src = np.repeat(np.arange(n, dtype=np.int64), np.where(named, count, 1))
+        named = named[src]
+        pick = pl.Series(np.where(named, np.cumsum(named, dtype=np.int64) - 1, new.height + src), dtype=pl.UInt32)
+        take = pl.Series(src, dtype=pl.UInt32)
+        return pl.DataFrame([
+            pl.concat([new[c], base[c]], rechunk=False).gather(pick) if c in new.columns else base[c].gather(take) for c in base.columns
+        ])
     if count.max() > 1:
         src = np.repeat(np.arange(n, dtype=np.uint32), np.where(named, count, 1))
         base, named = base[src], named[src]

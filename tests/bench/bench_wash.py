@@ -6,8 +6,11 @@ over 2024-2025, all in one household. It is dense (about 1,000 buys per symbol-m
 trades), so nearly every loss has replacements in its window and chains run long: the worst
 case for the pass. Each size is booked FIFO first (not timed), then timed in this process:
 
-  taxlens   ``lots.wash.apply_wash_sales`` (union-find skip over used-up lots; no pair listed)
-  baseline  the same pass with the textbook inner loop: for every loss, walk every acquisition
+  taxlens   ``lots.wash.apply_wash_sales`` as it runs by default: the sequential pass in the
+            compiled core (taxlens/lots/_washcore.c; union-find skip over used-up lots, no pair
+            listed), the frames around it in polars
+  python    the same with ``core="python"``: the pure-Python pass, the reference (--python)
+  baseline  the Python pass with the textbook inner loop: for every loss, walk every acquisition
             of the group in its 61-day window (the (sale, buy) pairs a range join would list),
             skipping used-up ones one by one; run only where it finishes in minutes
 
@@ -15,7 +18,7 @@ Prints the pass time, the peak RSS of the process, and the counts that drive the
 slices washed, matches, lot rows after cutting). Not part of the test run; no assertions.
 
     python tests/bench/bench_wash.py                      # 100,000 and 1,000,000 trades
-    python tests/bench/bench_wash.py --sizes 100000 --baseline
+    python tests/bench/bench_wash.py --sizes 100000 --python --baseline
 """
 
 from __future__ import annotations
@@ -86,22 +89,22 @@ def booked(n: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     return events, result.lots, result.disposals
 
 
-def run(n: int, baseline: bool) -> None:
+def run(n: int, python: bool, baseline: bool) -> None:
     events, lots, disposals = booked(n)
     settings = settings_from_config(taxlens_config()).wash
     timings = {}
-    for name in ("taxlens", "baseline") if baseline else ("taxlens",):
+    for name in ("taxlens", *(("python",) if python else ()), *(("baseline",) if baseline else ())):
         wash._Group = ScanGroup if name == "baseline" else ORIGINAL  # type: ignore[misc]
         t = time.perf_counter()
-        result = wash.apply_wash_sales(lots, disposals, events, frozenset(), settings)
+        result = wash.apply_wash_sales(lots, disposals, events, frozenset(), settings, core=None if name == "taxlens" else "python")
         timings[name] = time.perf_counter() - t
         washed = result.disposals.filter(pl.col("adjustment") > 0).height
         print(f"{n:>10,} trades  {name:<8}  pass {timings[name]:6.2f} s   loss slices washed {washed:,}   "
               f"matches {result.washes.height:,}   lots {lots.height:,} -> {result.lots.height:,}   "
-              f"disallowed {result.washes['disallowed'].sum():.2f}", flush=True)
+              f"disallowed {result.washes['disallowed'].sum():.2f}   ({result.core} core)", flush=True)
     wash._Group = ORIGINAL  # type: ignore[misc]
-    if baseline:
-        print(f"{'':>10}         baseline / taxlens = {timings['baseline'] / timings['taxlens']:.1f}x")
+    for name in timings.keys() - {"taxlens"}:
+        print(f"{'':>10}         {name} / taxlens = {timings[name] / timings['taxlens']:.1f}x")
     print(f"{'':>10}         peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
@@ -117,10 +120,11 @@ ORIGINAL = wash._Group
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated trade counts")
-    parser.add_argument("--baseline", action="store_true", help="also time the textbook scan")
+    parser.add_argument("--python", action="store_true", help="also time the pure-Python pass")
+    parser.add_argument("--baseline", action="store_true", help="also time the textbook scan (in the Python pass)")
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
-        run(n, args.baseline)
+        run(n, args.python, args.baseline)
 
 
 if __name__ == "__main__":
