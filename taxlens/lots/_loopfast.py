@@ -10,16 +10,27 @@ row copies from its event (scope, account, …, source) are gathered by event in
 Every step mirrors ``engine._Loop`` line for line (including lots left at zero, the lazy heap
 pops and the stable TaxMin sort), so both give the same frames; tests/test_fifo.py and
 tests/lots hold the loop to the vectorised FIFO and the worksheets.
+
+``book_events`` (what ``engine.book_loop`` runs) hands the positions of plain acquisitions and
+sales (fifo, lifo, hifo, taxmin; no splits, transfers or specific-ID) to a compiled core,
+taxlens/lots/_bookcore.c, which books them as FastLoop does on 128-bit integers, and FastLoop
+books the rest; the rows are merged into FastLoop's order. The core gives back any position it
+cannot book exactly (see the C file), and FastLoop books it. tests/lots/test_book_core.py
+holds the two to the same frames; $TAXLENS_BOOK_CORE=python books everything with FastLoop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
+import os
+import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
@@ -35,13 +46,23 @@ from taxlens.lots.frames import (
     TRANSFER_OUT,
 )
 from taxlens.lots.holding import anniversary
-from taxlens.money import SCALE, plain
+from taxlens.money import PRECISION, SCALE, plain
 from taxlens.money import div_units as _div
 from taxlens.money import mul_units as _mul
 
 _UNIT = 10**SCALE  # the inlined multiply in the slice loop needs it
 _MAX = 10**38  # DECIMAL(38,18) holds |units| < 10^38
 _EPOCH = dt.date(1970, 1, 1).toordinal()
+
+try:  # the compiled core (taxlens/lots/_bookcore.c, built by setup.py): optional, see book_events
+    from taxlens.lots import _bookcore
+except ImportError as exc:  # pragma: no cover - only where no C compiler built it
+    _bookcore = None  # type: ignore[assignment]
+    _BOOKCORE_ERROR = str(exc)
+else:
+    _BOOKCORE_ERROR = ""
+    if sys.byteorder != "little":  # pragma: no cover - it reads Decimal128 buffers as little-endian __int128
+        _bookcore, _BOOKCORE_ERROR = None, "it reads little-endian buffers"  # type: ignore[assignment]
 
 
 def _dec(units: int) -> Decimal:
@@ -115,6 +136,7 @@ class FastLoop:
         self.month_end_rule = month_end_rule
         self.positions: dict[tuple[str, str], _Position] = {}
         self.problems: list[RowError] = []
+        self.problem_seqs: list[int] = []  # each problem's event (book_events merges by it)
         self.errors: list[RowError] = []
         self.in_transit: dict[str, list[tuple[int, str | None, int | None, int, int | None]]] = {}
         self.keys = 0
@@ -150,6 +172,8 @@ class FastLoop:
 
     def _problem(self, i: int, message: str, *, error: bool = False) -> None:
         (self.errors if error else self.problems).append(RowError.at(self.sources[i], message))
+        if not error:
+            self.problem_seqs.append(self.seqs[i])
 
     def _open(self, i: int, q: int, b: int | None, acquired: int | None, lot_id: str | None, seq: int) -> _Lot:
         self.keys += 1
@@ -190,6 +214,12 @@ class FastLoop:
 
     def run(self, events: pl.DataFrame) -> Booked:
         evs = events.sort("seq")
+        self.book(evs)
+        return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors)
+
+    def book(self, evs: pl.DataFrame) -> None:
+        """The loop proper, on ``evs`` in seq order; ``_lots_frame`` and ``_disposals_frame`` then
+        give its rows in the order it made them."""
         col = evs.get_column
         self._kinds = kinds = col("kind").to_list()
         scopes = col("scope").to_list()
@@ -224,7 +254,6 @@ class FastLoop:
                 transfer_in(i, pos)
             else:
                 raise KeyError(kind)
-        return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors)
 
     def acquire(self, i: int, pos: _Position) -> None:
         q, amount = self.quantities[i], self.amounts[i]
@@ -483,3 +512,211 @@ class FastLoop:
             "source": src["source"],
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(DISPOSAL_SCHEMA)  # type: ignore[arg-type]
+
+
+# -- the compiled core -------------------------------------------------------------------------
+
+#: Which loop books the positions the compiled core can take: "auto" (the core when built),
+#: "compiled" (the core, or ImportError when it is not built), "python" (FastLoop for all).
+CORES = ("auto", "compiled", "python")
+_CORE_METHODS = {"fifo": 0, "lifo": 1, "hifo": 2, "taxmin": 3}
+#: Why the core left a position to FastLoop (its 'failed' codes, see _bookcore.c).
+FALLBACK_REASONS = {1: "a quantity or amount outside what the core books", 2: "128-bit overflow", 3: "a result outside DECIMAL(38,18)"}
+_LAST_YEAR = 9998  # the last year whose anniversary datetime can hold (FastLoop._term)
+
+
+def core_choice(core: str | None = None) -> str:
+    """"compiled" or "python": ``core`` (else $TAXLENS_BOOK_CORE, else "auto") resolved."""
+    choice = core or os.environ.get("TAXLENS_BOOK_CORE") or "auto"
+    if choice not in CORES:
+        raise ValueError(f"booking core {choice!r}: expected one of {', '.join(CORES)}")
+    if choice == "python":
+        return choice
+    if _bookcore is None:
+        if choice == "compiled":
+            raise ImportError(f"the compiled booking core (taxlens.lots._bookcore) is not built: {_BOOKCORE_ERROR}")
+        return "python"
+    return "compiled"
+
+
+def core_positions(evs: pl.DataFrame) -> pl.Series:
+    """For each event (row-aligned with ``evs``): True when its (scope, symbol) position is one the
+    compiled core books: only acquisitions and sales, quantities > 0, dates and seqs known
+    (acquisitions' dates within datetime's range, for their anniversaries), every sale by fifo,
+    lifo, hifo or taxmin.
+    Amounts may be null (basis or proceeds unknown), as FastLoop allows."""
+    kind = pl.col("kind")
+    ok = (
+        kind.is_in([ACQUIRE, DISPOSE]) & (pl.col("quantity") > 0) & pl.col("date").is_not_null() & pl.col("seq").is_not_null()
+        & pl.when(kind == ACQUIRE).then(pl.col("date").dt.year().is_between(1, _LAST_YEAR))
+        .otherwise(pl.col("method").is_in(list(_CORE_METHODS)))
+    ).fill_null(False)
+    return evs.select(ok.all().over("scope", "symbol")).to_series()
+
+
+def book_events(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True,
+                core: str | None = None) -> Booked:
+    """FastLoop's ``run``, with the positions ``core_positions`` picks booked by the compiled core
+    (taxlens/lots/_bookcore.c) and the rest by FastLoop: the same frames, problems and errors,
+    row for row (tests/lots/test_book_core.py holds them to it). A position the core cannot book
+    exactly (an overflow, a value outside DECIMAL(38,18)) goes to FastLoop too."""
+    evs = events.sort("seq")
+    if core_choice(core) == "python":
+        return FastLoop(selections, month_end_rule).run(evs)
+    eligible = core_positions(evs)
+    if not eligible.any():
+        return FastLoop(selections, month_end_rule).run(evs)
+    mask = eligible.to_numpy()
+    cevs = evs.filter(eligible)
+    result, pos = _run_core(cevs, month_end_rule)
+    failed = np.frombuffer(result["failed"], dtype=np.uint8)
+    back = failed[pos] != 0  # events of positions the core left to FastLoop
+    if back.any():
+        mask = mask.copy()
+        mask[np.flatnonzero(mask)[back]] = False
+    lots, disposals = _core_frames(cevs, result)
+    problems = _core_problems(cevs, result, back)
+    if mask.all():
+        if not _strictly_increasing(lots["seq"]):
+            lots = lots.sort("seq")
+        return Booked(lots, disposals, [p for _, p in problems], [])
+    loop = FastLoop(selections, month_end_rule)
+    levs = evs.filter(~pl.Series(mask))
+    loop.book(levs)
+    # FastLoop on every event would list lots in opening order (so by seq) and then sort them;
+    # the merged rows are in that same order, so the same sort gives the same frame.
+    lots = pl.concat([lots, loop._lots_frame(levs)]).sort("seq", maintain_order=True)
+    if not _strictly_increasing(lots["seq"]):
+        lots = lots.sort("seq")
+    disposals = pl.concat([disposals, loop._disposals_frame(levs)]).sort("seq", maintain_order=True)
+    problems += zip(loop.problem_seqs, loop.problems, strict=True)
+    problems.sort(key=lambda p: p[0])  # stable: an event's own problems keep their order
+    return Booked(lots, disposals, [p for _, p in problems], loop.errors)
+
+
+def _strictly_increasing(seq: pl.Series) -> bool:
+    """True when sorting by ``seq`` can only leave the rows as they are."""
+    return seq.len() < 2 or bool((seq.diff().slice(1) > 0).all())
+
+
+def _run_core(cevs: pl.DataFrame, month_end_rule: bool) -> tuple[dict[str, bytes], np.ndarray]:
+    """The compiled core on ``cevs`` (seq order): its result and each event's position number."""
+    assert _bookcore is not None
+    kind = pl.col("kind")
+    cols = cevs.with_row_index("_row").select(  # a position's number: the rank of its first row
+        pl.col("_row").min().over("scope", "symbol").rank("dense").cast(pl.Int32).sub(1).alias("pos"),
+        (kind == DISPOSE).cast(pl.UInt8).alias("dispose"),
+        pl.col("method").replace_strict(_CORE_METHODS, default=0, return_dtype=pl.UInt8).alias("method"),
+        pl.col("date").cast(pl.Date).to_physical().cast(pl.Int32).alias("day"),
+    )
+    pos = cols["pos"].to_numpy()
+    days = cols["day"].to_numpy()
+    acquire = cols["dispose"].to_numpy() == 0
+    # Anniversaries (holding.anniversary) of the acquisition dates: a lookup, one per distinct day.
+    known = np.unique(days[acquire])
+    after = np.array([_anniversary_day(int(d), month_end_rule) for d in known], dtype=np.int32)
+    ann = np.zeros(len(days), dtype=np.int32)
+    if len(known):
+        ann[acquire] = after[np.searchsorted(known, days[acquire])]
+    qty, _ = _units_buffer(cevs["quantity"])
+    amount, amount_valid = _units_buffer(cevs["amount"])
+    n_positions = int(pos.max()) + 1 if len(pos) else 0
+    result = _bookcore.run(
+        pos, cols["dispose"].to_numpy(), cols["method"].to_numpy(), qty, amount, amount_valid,
+        np.ascontiguousarray(days, dtype=np.int32), ann, np.ascontiguousarray(cevs["seq"].to_numpy(), dtype=np.int64),
+        n_positions,
+    )
+    return result, pos
+
+
+def _anniversary_day(day: int, month_end_rule: bool) -> int:
+    return anniversary(dt.date.fromordinal(day + _EPOCH), month_end_rule=month_end_rule).toordinal() - _EPOCH
+
+
+def _core_frames(cevs: pl.DataFrame, r: dict[str, bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The core's lots and disposal slices as FastLoop's frames (before its sort of the lots)."""
+    lot_ev = pl.Series(np.frombuffer(r["lot_ev"], dtype=np.uint32))
+    src = cevs.select(
+        "scope", "account", "symbol", "trade_id", pl.col("date").cast(pl.Date), pl.col("quantity").cast(DECIMAL),
+        pl.col("amount").cast(DECIMAL), "currency", "seq", "source",
+    )[lot_ev]
+    lots = pl.DataFrame([
+        src["scope"], src["account"], src["symbol"], src["trade_id"].alias("lot_id"),
+        src["date"].alias("acquired"), src["date"].alias("adjusted_acquired"),
+        src["quantity"], src["amount"].alias("cost_basis"), src["amount"].alias("adjusted_basis"),
+        _decimal_column(r["lot_open_q"]).alias("open_quantity"),
+        _decimal_column(r["lot_open_b"], r["lot_open_b_valid"]).alias("open_basis"),
+        src["currency"], src["seq"], src["source"],
+    ]).cast(LOT_SCHEMA)  # type: ignore[arg-type]
+    ev = pl.Series(np.frombuffer(r["ev"], dtype=np.uint32))
+    n = ev.len()
+    src = cevs.select("scope", "account", "symbol", pl.col("date").cast(pl.Date), "method", "trade_id", "currency", "seq", "source")[ev]
+    lot = pl.Series(np.frombuffer(r["lot"], dtype=np.int32))
+    term = pl.Series(np.frombuffer(r["term"], dtype=np.int8))
+    slices = pl.DataFrame({"lot": lot, "term": term}).select(
+        pl.when(pl.col("lot") >= 0).then(pl.col("lot")).cast(pl.UInt32).alias("lot"),
+        pl.when(pl.col("term") == 1).then(pl.lit("long")).when(pl.col("term") == 0).then(pl.lit("short")).alias("term"),
+    )
+    of_lot = cevs.select(pl.col("date").cast(pl.Date), "trade_id", "seq").select(pl.all().gather(slices["lot"]))
+    disposals = pl.DataFrame([
+        src["scope"], src["account"], src["symbol"], _decimal_column(r["qty"]).alias("quantity"),
+        of_lot["date"].alias("acquired"), src["date"].alias("disposed"),
+        _decimal_column(r["proceeds"], r["proceeds_valid"]).alias("proceeds"),
+        _decimal_column(r["basis"], r["basis_valid"]).alias("cost_basis"),
+        pl.Series("adjustment_code", [None] * n, dtype=pl.String),
+        pl.Series("adjustment", np.zeros(n, dtype=np.int64)).cast(pl.Int128).reinterpret(dtype=DECIMAL),
+        _decimal_column(r["gain"], r["gain_valid"]).alias("gain"), slices["term"],
+        src["method"], src["trade_id"].alias("sell_trade_id"), of_lot["trade_id"].alias("lot_id"),
+        src["currency"], src["seq"], of_lot["seq"].alias("lot_seq"), src["source"],
+    ]).cast(DISPOSAL_SCHEMA)  # type: ignore[arg-type]
+    return lots, disposals
+
+
+def _core_problems(cevs: pl.DataFrame, r: dict[str, bytes], back: np.ndarray) -> list[tuple[int, RowError]]:
+    """FastLoop's problems for the events the core booked, with their seqs: acquisitions with no
+    cost basis, and sales larger than what was held (the slices with no lot)."""
+    out: list[tuple[int, RowError]] = []
+    unknown = cevs.filter((pl.col("kind") == ACQUIRE) & pl.col("amount").is_null() & ~pl.Series(back))
+    for seq, symbol, q, source in unknown.select(
+        "seq", "symbol", pl.col("quantity").cast(DECIMAL).to_physical(), "source"
+    ).iter_rows():
+        out.append((seq, RowError.at(source, f"{symbol} {plain(_dec(q))} acquired with no cost basis: "
+                                             "its sales are booked as basis unknown (add it as an opening lot)")))
+    rows = np.flatnonzero(np.frombuffer(r["lot"], dtype=np.int32) < 0)  # shortfall slices
+    if len(rows):
+        ev = pl.Series(np.frombuffer(r["ev"], dtype=np.uint32)[rows])
+        short = _decimal_column(np.frombuffer(r["qty"], dtype=np.uint8).reshape(-1, 16)[rows].tobytes()).to_physical()
+        sales = cevs.select("seq", "symbol", "account", pl.col("quantity").cast(DECIMAL).to_physical(), "source")[ev]
+        for (seq, symbol, account, quantity, source), s in zip(sales.iter_rows(), short.to_list(), strict=True):
+            out.append((seq, RowError.at(source, (
+                f"sale of {plain(_dec(quantity))} {symbol} in {account} exceeds the {plain(_dec(quantity - s))} held; "
+                f"{plain(_dec(s))} booked with unknown basis (add opening lots: README, \"Partial histories\")"
+            ))))
+    out.sort(key=lambda p: p[0])
+    return out
+
+
+def _units_buffer(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A DECIMAL(38,18) column as (16-byte little-endian two's complement values, one per row:
+    Arrow Decimal128's data buffer, the physical units as __int128; 1 where not null, one byte
+    per row) for the compiled core."""
+    arr = column.cast(DECIMAL).to_arrow()
+    if isinstance(arr, pa.ChunkedArray):  # pragma: no cover - a Series converts to one array
+        arr = arr.combine_chunks()
+    if not pa.types.is_decimal128(arr.type):  # pragma: no cover
+        raise TypeError(f"DECIMAL column handed over as {arr.type}, not decimal128")
+    n = len(arr)
+    data = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[16 * arr.offset : 16 * (arr.offset + n)] if n else np.zeros(0, np.uint8)
+    return data, column.is_not_null().to_numpy().view(np.uint8)
+
+
+def _decimal_column(units: bytes, valid: bytes | None = None) -> pl.Series:
+    """DECIMAL(38,18) from the core's 16-byte values (and one byte per row, 1 where not null),
+    through an Arrow Decimal128 array: no value passes through a Python int."""
+    n = len(units) // 16
+    validity = None
+    if valid is not None:
+        flags = np.frombuffer(valid, dtype=np.bool_)
+        if not flags.all():
+            validity = pa.py_buffer(np.packbits(flags, bitorder="little"))
+    return pl.Series(pa.Array.from_buffers(pa.decimal128(PRECISION, SCALE), n, [validity, pa.py_buffer(units)]))

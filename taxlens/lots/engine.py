@@ -348,14 +348,17 @@ class _Loop:
             pos.add(self._open(ev, moved.quantity, moved.basis, moved.acquired, moved.lot_id, moved.seq))
 
 
-def book_loop(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True) -> Booked:
+def book_loop(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True,
+              core: str | None = None) -> Booked:
     """Book ``events`` (EVENT_SCHEMA) one by one, for every method: the same rules as
     ``book_reference``, run on integer units by ``_loopfast`` (about 10x faster), so it gives
-    the same frames to the last digit (tests/lots/test_loop_reference.py holds it to that)."""
+    the same frames to the last digit (tests/lots/test_loop_reference.py holds it to that).
+    Positions of plain acquisitions and sales go to its compiled core when built (``core``:
+    "auto", "compiled" or "python", else $TAXLENS_BOOK_CORE; see ``_loopfast.book_events``)."""
     assert set(EVENT_SCHEMA) <= set(events.columns), "events must have EVENT_SCHEMA's columns"
-    from taxlens.lots._loopfast import FastLoop
+    from taxlens.lots._loopfast import book_events
 
-    return FastLoop(selections, month_end_rule).run(events)
+    return book_events(events, selections=selections, month_end_rule=month_end_rule, core=core)
 
 
 def book_reference(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True) -> Booked:
