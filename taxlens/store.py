@@ -20,28 +20,20 @@ import polars as pl
 
 from taxlens.config import Config
 from taxlens.errors import RowError, StoreError
+from taxlens.ingest.frame import IDENTITY_SQL, SCHEMA, decimal_text, identity_columns
 
 DEFAULT_DB = "taxlens.duckdb"
 ENV_DB = "TAXLENS_DB"
 
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
-#: Normalized fields that make a trade's identity. Not the line number: it shifts when the
-#: user downloads a wider date range. Not the note: it is descriptive text. Decimals hash in
-#: their plain text (no trailing zeros, made by polars: DuckDB's DECIMAL→VARCHAR cast is 10x
-#: slower) so a change of storage scale keeps the ids.
-_DECIMALS = ("quantity", "price", "fee", "amount")
+_DECIMALS = ("quantity", "price", "fee", "amount")  # their decimal_text goes into the identity
 _STAGE_ROWS = 1_000_000  # rows hashed and staged at a time by import_trades
 #: DuckDB's memory while it stages and inserts a file's rows. The normalised frame of a large
 #: file is already in memory beside it; DuckDB spills its sort and hash state to disk past this
 #: limit, so a 10M-row file ingests in under 4 GB in all.
 IMPORT_MEMORY = os.environ.get("TAXLENS_IMPORT_MEMORY", "256MB")
-_IDENTITY = """
-    concat_ws(chr(31), $adapter, account, symbol, asset_class, action,
-        coalesce(epoch_us(ts)::VARCHAR, ''), trade_date::VARCHAR,
-        _quantity, coalesce(_price, ''), _fee, fee_currency, currency, coalesce(_amount, ''),
-        coalesce(broker_trade_id, ''), coalesce(order_id, ''), coalesce(lot_id, ''))
-"""
+_IDENTITY = IDENTITY_SQL
 
 TRADE_COLUMNS = (
     "trade_id, file_sha256, line, adapter, account, symbol, asset_class, action, ts, trade_date, "
@@ -182,10 +174,12 @@ class Store:
     def import_trades(self, record: FileRecord, trades: pl.DataFrame, config: Config) -> int:
         """Insert one file's normalized trades and its record in one transaction.
 
-        ``trades`` has the columns of ``taxlens.ingest.frame.SCHEMA``. Returns how many trades
-        were new: a trade whose id is already stored (same fields, same occurrence among
-        identical rows of its file) is skipped, so re-imports and overlapping exports add
-        nothing while two identical fills in one file stay two trades.
+        ``trades`` has the columns of ``taxlens.ingest.frame.SCHEMA``, and may have the
+        identity columns for ``record.adapter`` (``frame.identity_columns``), which then stand
+        for hashing the rows here. Returns how many trades were new: a trade whose id is
+        already stored (same fields, same occurrence among identical rows of its file) is
+        skipped, so re-imports and overlapping exports add nothing while two identical fills
+        in one file stay two trades.
         """
         con = self.con
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -193,43 +187,11 @@ class Store:
             con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'")
         con.execute("BEGIN TRANSACTION")
         try:
-            # Stage the rows with their content hash a million at a time (the hash's text
-            # forms of the decimals would double a large file's memory), then number twins
-            # and insert in one statement over the staged table.
-            for start in range(0, max(trades.height, 1), _STAGE_ROWS):
-                keyed = trades.slice(start, _STAGE_ROWS).with_columns(
-                    pl.col(c).cast(pl.String).str.strip_chars_end("0").str.strip_chars_end(".").alias(f"_{c}")
-                    for c in _DECIMALS
-                )
-                con.register("incoming", keyed)
-                select = f"SELECT * EXCLUDE ({', '.join('_' + c for c in _DECIMALS)}), md5_number({_IDENTITY}) AS h FROM incoming"
-                con.execute(f"CREATE TEMP TABLE staged AS {select}" if start == 0 else f"INSERT INTO staged {select}",
-                            {"adapter": record.adapter})
-                con.unregister("incoming")
-                del keyed
-            # The n-th (n > 1) of several identical rows in a file hashes with "#n", so a later
-            # export holding only the first still matches it. Only rows with a twin pay for the
-            # numbering window.
-            inserted = con.execute(
-                f"""
-                INSERT INTO trades ({TRADE_COLUMNS})
-                WITH twins AS (SELECT h FROM staged GROUP BY h HAVING count(*) > 1),
-                k AS (
-                    SELECT h AS trade_id, * FROM staged WHERE h NOT IN (SELECT h FROM twins)
-                    UNION ALL
-                    SELECT CASE WHEN n = 1 THEN h ELSE md5_number(h::VARCHAR || '#' || n) END, * EXCLUDE (n)
-                    FROM (SELECT *, row_number() OVER (PARTITION BY h ORDER BY line) AS n
-                          FROM staged WHERE h IN (SELECT h FROM twins))
-                )
-                SELECT trade_id, $sha, line, $adapter, account, symbol, asset_class, action, ts,
-                       trade_date, quantity, price, fee, fee_currency, currency, amount,
-                       broker_trade_id, order_id, lot_id, note
-                FROM k
-                WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
-                """,
-                {"adapter": record.adapter, "sha": record.sha256},
-            ).fetchall()[0][0]
-            con.execute("DROP TABLE staged")
+            hashed = identity_columns(record.adapter)
+            if all(c in trades.columns for c in hashed):
+                inserted = self._insert_hashed(record, trades.rename(dict(zip(hashed, ("_hi", "_lo"), strict=True))))
+            else:
+                inserted = self._insert_staged(record, trades)
             con.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -245,6 +207,91 @@ class Store:
             raise
         finally:
             con.execute(f"SET memory_limit = '{limit}'")
+        return int(inserted)
+
+    def _insert_staged(self, record: FileRecord, trades: pl.DataFrame) -> int:
+        """Hash (``_IDENTITY``), number twins and insert ``trades``; return how many were new."""
+        con = self.con
+        trades = trades.select(list(SCHEMA))  # not another adapter's hidden identity columns
+        # Stage the rows with their content hash a million at a time (the hash's text
+        # forms of the decimals would double a large file's memory), then number twins
+        # and insert in one statement over the staged table.
+        for start in range(0, max(trades.height, 1), _STAGE_ROWS):
+            keyed = trades.slice(start, _STAGE_ROWS).with_columns(decimal_text(c).alias(f"_{c}") for c in _DECIMALS)
+            con.register("incoming", keyed)
+            select = f"SELECT * EXCLUDE ({', '.join('_' + c for c in _DECIMALS)}), md5_number({_IDENTITY}) AS h FROM incoming"
+            con.execute(f"CREATE TEMP TABLE staged AS {select}" if start == 0 else f"INSERT INTO staged {select}",
+                        {"adapter": record.adapter})
+            con.unregister("incoming")
+            del keyed
+        # The n-th (n > 1) of several identical rows in a file hashes with "#n", so a later
+        # export holding only the first still matches it. Only rows with a twin pay for the
+        # numbering window.
+        inserted = con.execute(
+            f"""
+            INSERT INTO trades ({TRADE_COLUMNS})
+            WITH twins AS (SELECT h FROM staged GROUP BY h HAVING count(*) > 1),
+            k AS (
+                SELECT h AS trade_id, * FROM staged WHERE h NOT IN (SELECT h FROM twins)
+                UNION ALL
+                SELECT CASE WHEN n = 1 THEN h ELSE md5_number(h::VARCHAR || '#' || n) END, * EXCLUDE (n)
+                FROM (SELECT *, row_number() OVER (PARTITION BY h ORDER BY line) AS n
+                      FROM staged WHERE h IN (SELECT h FROM twins))
+            )
+            SELECT trade_id, $sha, line, $adapter, account, symbol, asset_class, action, ts,
+                   trade_date, quantity, price, fee, fee_currency, currency, amount,
+                   broker_trade_id, order_id, lot_id, note
+            FROM k
+            WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
+            """,
+            {"adapter": record.adapter, "sha": record.sha256},
+        ).fetchall()[0][0]
+        con.execute("DROP TABLE staged")
+        return int(inserted)
+
+    def _insert_hashed(self, record: FileRecord, trades: pl.DataFrame) -> int:
+        """Number twins and insert ``trades``, whose identity hashes came with it (``_hi``,
+        ``_lo``: ``frame.identity_columns``), straight from the frame; return how many were
+        new. The same ids as ``_insert_staged``, without a staged copy of the rows."""
+        con = self.con
+        h = "((_hi::UHUGEINT << 64) | _lo::UHUGEINT)"
+        # The n-th (n > 1) of several identical rows in a file hashes with "#n", as in
+        # _insert_staged. Twins are rare: when the hashes' high halves are all distinct there
+        # are none, and otherwise only the rows sharing a hash are numbered, into a small
+        # table of ids by row.
+        twins = trades.get_column("_hi").n_unique() < trades.height
+        if twins:
+            trades = trades.with_row_index("_row")
+        con.register("incoming", trades)
+        try:
+            if twins:
+                con.execute(
+                    f"""
+                    CREATE TEMP TABLE twins AS
+                    WITH dup AS (SELECT {h} AS h FROM incoming GROUP BY ALL HAVING count(*) > 1)
+                    SELECT _row, md5_number(h::VARCHAR || '#' || n) AS trade_id
+                    FROM (SELECT _row, h, row_number() OVER (PARTITION BY h ORDER BY line, _row) AS n
+                          FROM (SELECT _row, line, {h} AS h FROM incoming) SEMI JOIN dup USING (h))
+                    WHERE n > 1
+                    """
+                )
+            inserted = con.execute(
+                f"""
+                INSERT INTO trades ({TRADE_COLUMNS})
+                SELECT * FROM (
+                    SELECT {f"coalesce(w.trade_id, {h})" if twins else h} AS trade_id, $sha, line, $adapter,
+                           account, symbol, asset_class, action, ts, trade_date, quantity, price, fee,
+                           fee_currency, currency, amount, broker_trade_id, order_id, lot_id, note
+                    FROM incoming {"LEFT JOIN twins w USING (_row)" if twins else ""}
+                ) k
+                WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
+                """,
+                {"adapter": record.adapter, "sha": record.sha256},
+            ).fetchall()[0][0]
+            if twins:
+                con.execute("DROP TABLE twins")
+        finally:
+            con.unregister("incoming")
         return int(inserted)
 
     def _upsert_accounts(self, names: list[str], adapter: str, config: Config) -> None:

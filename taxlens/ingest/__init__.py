@@ -3,7 +3,8 @@
 Files: ``base.py`` (the Adapter protocol, Source, Context, Extracted), ``csvscan.py`` (CSV
 records with true line numbers), ``rows.py`` and ``brokercsv.py`` (row readers for the
 low-volume CSVs), ``exchange.py`` (spent/received → trades, for crypto exchanges), ``frame.py``
-(the normalized frame), one module per source (``generic.py``, ``alpaca.py``, ``ibkr.py``,
+(the normalized frame and its identity hashes), one module per source (``generic.py``, with
+``fastcsv.py`` its lean path for regular files, ``alpaca.py``, ``ibkr.py``,
 ``ibkr_statement.py``, ``ibkr_history.py``, ``coinbase.py``, ``schwab.py``, ``fidelity.py``,
 ``robinhood.py``, ``vanguard.py``, ``etrade.py``, ``kraken.py``, ``binance.py``, ``ofx.py``,
 ``openlots.py``), and this registry.
