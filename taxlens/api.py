@@ -187,7 +187,15 @@ class Book:
                     rows_read=extracted.rows_read, trades=extracted.trades.height,
                     ignored=sum(extracted.ignored.values()), bad_rows=len(extracted.errors),
                 )
-                result.inserted = self.store.import_trades(record, extracted.trades, self.config)
+                imported = self.store.import_trades(record, extracted.trades, self.config)
+                result.inserted = imported.inserted
+                if imported.elsewhere:
+                    n = imported.elsewhere
+                    result.warnings.append(
+                        f"{result.path}:{imported.elsewhere_line}: {n} row{'s' if n != 1 else ''} (this one first) "
+                        f"{'carry broker trade ids' if n != 1 else 'carries a broker trade id'} that another file already "
+                        "brought into the same account: each trade is kept once, as first imported"
+                    )
                 result.status = "imported"
             except TaxlensError as exc:
                 result.problem = exc

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
@@ -34,6 +35,13 @@ _STAGE_ROWS = 1_000_000  # rows hashed and staged at a time by import_trades
 #: limit, so a 10M-row file ingests in under 4 GB in all.
 IMPORT_MEMORY = os.environ.get("TAXLENS_IMPORT_MEMORY", "256MB")
 _IDENTITY = IDENTITY_SQL
+#: A row ``k`` whose broker trade id is not stored from another file in its account. A broker's
+#: id names one trade whatever the export: Kraken's trades.csv and ledgers.csv both hold each
+#: trade (different rounding, so different content hashes), and a re-download may correct a
+#: price. The trade is kept once, as first imported.
+_NOT_ELSEWHERE = """(k.broker_trade_id IS NULL OR NOT EXISTS (
+    SELECT 1 FROM trades t WHERE t.account = k.account AND t.broker_trade_id = k.broker_trade_id
+    AND t.file_sha256 <> $sha))"""
 
 TRADE_COLUMNS = (
     "trade_id, file_sha256, line, adapter, account, symbol, asset_class, action, ts, trade_date, "
@@ -66,6 +74,14 @@ class FileRecord:
     trades: int
     ignored: int
     bad_rows: int
+
+
+class Imported(NamedTuple):
+    """What ``Store.import_trades`` did with one file's rows."""
+
+    inserted: int  # trades new to the database
+    elsewhere: int = 0  # rows left out because another file brought their broker trade id
+    elsewhere_line: int | None = None  # the first of those
 
 
 class Store:
@@ -171,7 +187,7 @@ class Store:
         rows = self.con.execute("SELECT path FROM files WHERE sha256 = ?", [sha256]).fetchall()
         return rows[0][0] if rows else None
 
-    def import_trades(self, record: FileRecord, trades: pl.DataFrame, config: Config) -> int:
+    def import_trades(self, record: FileRecord, trades: pl.DataFrame, config: Config) -> Imported:
         """Insert one file's normalized trades and its record in one transaction.
 
         ``trades`` has the columns of ``taxlens.ingest.frame.SCHEMA``, and may have the
@@ -179,7 +195,8 @@ class Store:
         for hashing the rows here. Returns how many trades were new: a trade whose id is
         already stored (same fields, same occurrence among identical rows of its file) is
         skipped, so re-imports and overlapping exports add nothing while two identical fills
-        in one file stay two trades.
+        in one file stay two trades. So is a row whose broker trade id another file already
+        brought into its account (``_NOT_ELSEWHERE``); those are counted in the result.
         """
         con = self.con
         limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -189,9 +206,9 @@ class Store:
         try:
             hashed = identity_columns(record.adapter)
             if all(c in trades.columns for c in hashed):
-                inserted = self._insert_hashed(record, trades.rename(dict(zip(hashed, ("_hi", "_lo"), strict=True))))
+                inserted, elsewhere = self._insert_hashed(record, trades.rename(dict(zip(hashed, ("_hi", "_lo"), strict=True))))
             else:
-                inserted = self._insert_staged(record, trades)
+                inserted, elsewhere = self._insert_staged(record, trades)
             con.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -207,10 +224,21 @@ class Store:
             raise
         finally:
             con.execute(f"SET memory_limit = '{limit}'")
-        return int(inserted)
+        return Imported(int(inserted), *elsewhere)
 
-    def _insert_staged(self, record: FileRecord, trades: pl.DataFrame) -> int:
-        """Hash (``_IDENTITY``), number twins and insert ``trades``; return how many were new."""
+    def _elsewhere(self, relation: str, hash_expr: str, sha: str) -> tuple[int, int | None]:
+        """Rows of ``relation`` (aliased k) that are new by content (``hash_expr`` not stored)
+        but whose broker trade id another file brought: how many, and the first one's line."""
+        count, line = self.con.execute(
+            f"SELECT count(*), min(line) FROM {relation} k WHERE NOT {_NOT_ELSEWHERE} "
+            f"AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = {hash_expr})",
+            {"sha": sha},
+        ).fetchall()[0]
+        return int(count), line
+
+    def _insert_staged(self, record: FileRecord, trades: pl.DataFrame) -> tuple[int, tuple[int, int | None]]:
+        """Hash (``_IDENTITY``), number twins and insert ``trades``; return how many were new,
+        and ``_elsewhere``'s count and line."""
         con = self.con
         trades = trades.select(list(SCHEMA))  # not another adapter's hidden identity columns
         # Stage the rows with their content hash a million at a time (the hash's text
@@ -224,6 +252,7 @@ class Store:
                         {"adapter": record.adapter})
             con.unregister("incoming")
             del keyed
+        elsewhere = self._elsewhere("staged", "k.h", record.sha256)
         # The n-th (n > 1) of several identical rows in a file hashes with "#n", so a later
         # export holding only the first still matches it. Only rows with a twin pay for the
         # numbering window.
@@ -242,14 +271,14 @@ class Store:
                    trade_date, quantity, price, fee, fee_currency, currency, amount,
                    broker_trade_id, order_id, lot_id, note
             FROM k
-            WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
+            WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id) AND {_NOT_ELSEWHERE}
             """,
             {"adapter": record.adapter, "sha": record.sha256},
         ).fetchall()[0][0]
         con.execute("DROP TABLE staged")
-        return int(inserted)
+        return int(inserted), elsewhere
 
-    def _insert_hashed(self, record: FileRecord, trades: pl.DataFrame) -> int:
+    def _insert_hashed(self, record: FileRecord, trades: pl.DataFrame) -> tuple[int, tuple[int, int | None]]:
         """Number twins and insert ``trades``, whose identity hashes came with it (``_hi``,
         ``_lo``: ``frame.identity_columns``), straight from the frame; return how many were
         new. The same ids as ``_insert_staged``, without a staged copy of the rows."""
@@ -264,6 +293,7 @@ class Store:
             trades = trades.with_row_index("_row")
         con.register("incoming", trades)
         try:
+            elsewhere = self._elsewhere("incoming", h, record.sha256)
             if twins:
                 con.execute(
                     f"""
@@ -284,7 +314,7 @@ class Store:
                            fee_currency, currency, amount, broker_trade_id, order_id, lot_id, note
                     FROM incoming {"LEFT JOIN twins w USING (_row)" if twins else ""}
                 ) k
-                WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id)
+                WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = k.trade_id) AND {_NOT_ELSEWHERE}
                 """,
                 {"adapter": record.adapter, "sha": record.sha256},
             ).fetchall()[0][0]
@@ -292,7 +322,7 @@ class Store:
                 con.execute("DROP TABLE twins")
         finally:
             con.unregister("incoming")
-        return int(inserted)
+        return int(inserted), elsewhere
 
     def _upsert_accounts(self, names: list[str], adapter: str, config: Config) -> None:
         for name in names:

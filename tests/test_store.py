@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -36,6 +37,23 @@ def test_an_overlapping_wider_export_adds_only_the_new_trades(book, tmp_path: Pa
     assert report.files[0].trades == 3
     assert sorted(book.trades().get_column("trade_date").cast(str).to_list()) == ["2025-01-02", "2025-01-15", "2025-02-03"]
 
+
+def test_a_broker_trade_id_already_brought_by_another_file_is_kept_once(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A re-download that corrects T1's price holds the same trade, by the broker's id: the
+    first import's T1 stays, the new copy is left out and named in a warning. The same id in
+    another account is another trade; an identical row (the usual overlap) warns of nothing."""
+    ids = "date,account,symbol,side,quantity,price,fee,trade_id\n"
+    book.ingest([write(tmp_path, "jan.csv", ids + "2025-01-02,A,VTI,buy,10,250.50,0,T1\n2025-01-03,A,VTI,buy,1,251,0,T2\n")])
+    report = book.ingest([write(tmp_path, "again.csv", ids + "2025-01-02,A,VTI,buy,10,250.55,0,T1\n"
+                                "2025-01-02,B,VTI,buy,10,250.55,0,T1\n2025-01-03,A,VTI,buy,1,251,0,T2\n")])
+    assert report.inserted == 1
+    assert report.files[0].warnings == [
+        f"{tmp_path / 'again.csv'}:2: 1 row (this one first) carries a broker trade id that another file already "
+        "brought into the same account: each trade is kept once, as first imported"
+    ]
+    assert sorted(book.trades().select("account", "id", "price").rows()) == [
+        ("A", "T1", Decimal("250.50")), ("A", "T2", Decimal(251)), ("B", "T1", Decimal("250.55")),
+    ]
 
 def test_identical_fills_in_one_file_stay_two_trades(book, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     twice = "2025-01-02,A,VTI,buy,10,250.50,0.35\n" * 2

@@ -35,8 +35,10 @@ Quirks this adapter handles:
   are joined back into ``ledgers``. Margin trades are row errors (not supported).
 
 trades.csv and ledgers.csv describe the same trades, with different rounding and timestamps,
-so they can't be de-duplicated: import one of the two for a period (ledgers.csv is complete:
-it also has deposits, withdrawals and rewards). trades.csv gives a warning saying so.
+so their rows hash differently; both carry the trade's txid (ledgers.csv as ``refid``) as the
+broker trade id, and the store keeps each trade once, from the file imported first, and says
+so. ledgers.csv is the complete one (it also has deposits, withdrawals and rewards): import it
+first, or alone.
 """
 
 from __future__ import annotations
@@ -213,13 +215,7 @@ def _read_trades(source: Source, sheet: Sheet, context: Context, account: str) -
             trades.extend(_fill(row, context, account))
         except Problem as exc:
             errors.append(RowError(source.name, row.line, str(exc)))
-    warnings = []
-    if trades:
-        warnings.append(
-            "Kraken's ledgers.csv has these same trades: import trades.csv or ledgers.csv for a "
-            "period, not both, or each trade counts twice"
-        )
-    return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read, warnings=warnings)
+    return Extracted(trades=from_trades(trades), errors=errors, rows_read=rows_read)
 
 
 def _fill(row: Row, context: Context, account: str) -> list[Trade]:
