@@ -27,7 +27,9 @@
   … EST"); it is when the order was placed, which for a limit order can be before the fill.
 - Money has trailing spaces; a negative Notional is in parentheses (cash paid for a buy).
   Leaves Quantity is in scientific notation (``0.00E+00``). The footer disclaimer is skipped.
-- UUID is kept as broker_trade_id; redacted exports repeat one placeholder, which is harmless.
+- UUID is kept as broker_trade_id. Redacted exports repeat one placeholder: harmless within a
+  file, but the store keeps a broker id once per account across files, so a second redacted
+  file in the same account would be taken for the same trades (and said so on import).
 """
 
 from __future__ import annotations
