@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -34,6 +33,7 @@ import pyarrow as pa
 
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
+from taxlens.lots import cores
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.frames import (
     ACQUIRE,
@@ -518,7 +518,6 @@ class FastLoop:
 
 #: Which loop books the positions the compiled core can take: "auto" (the core when built),
 #: "compiled" (the core, or ImportError when it is not built), "python" (FastLoop for all).
-CORES = ("auto", "compiled", "python")
 _CORE_METHODS = {"fifo": 0, "lifo": 1, "hifo": 2, "taxmin": 3}
 #: Why the core left a position to FastLoop (its 'failed' codes, see _bookcore.c).
 FALLBACK_REASONS = {1: "a quantity or amount outside what the core books", 2: "128-bit overflow", 3: "a result outside DECIMAL(38,18)"}
@@ -526,17 +525,8 @@ _LAST_YEAR = 9998  # the last year whose anniversary datetime can hold (FastLoop
 
 
 def core_choice(core: str | None = None) -> str:
-    """"compiled" or "python": ``core`` (else $TAXLENS_BOOK_CORE, else "auto") resolved."""
-    choice = core or os.environ.get("TAXLENS_BOOK_CORE") or "auto"
-    if choice not in CORES:
-        raise ValueError(f"booking core {choice!r}: expected one of {', '.join(CORES)}")
-    if choice == "python":
-        return choice
-    if _bookcore is None:
-        if choice == "compiled":
-            raise ImportError(f"the compiled booking core (taxlens.lots._bookcore) is not built: {_BOOKCORE_ERROR}")
-        return "python"
-    return "compiled"
+    """"compiled" or "python" for booking (``cores.choose``; $TAXLENS_BOOK_CORE)."""
+    return cores.choose("booking", "TAXLENS_BOOK_CORE", _bookcore, _BOOKCORE_ERROR, core)
 
 
 def core_positions(evs: pl.DataFrame) -> pl.Series:

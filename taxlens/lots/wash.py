@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import pyarrow as pa
 
 from taxlens.errors import RowError
 from taxlens.ingest.frame import DECIMAL
+from taxlens.lots import cores
 from taxlens.lots.frames import (
     ACQUIRE,
     DISPOSAL_SCHEMA,
@@ -60,6 +60,10 @@ try:  # the compiled core (taxlens/lots/_washcore.c, built by setup.py): optiona
 except ImportError as exc:  # pragma: no cover - only where no C compiler built it
     _washcore = None  # type: ignore[assignment]
     _WASHCORE_ERROR = str(exc)
+else:
+    _WASHCORE_ERROR = ""
+    if sys.byteorder != "little":  # pragma: no cover - it reads Decimal128 buffers as little-endian __int128
+        _washcore, _WASHCORE_ERROR = None, "it reads little-endian buffers"  # type: ignore[assignment]
 
 WINDOW = 30  # days either side of the sale (the 61-day period)
 TAXABLE, ADVANTAGED, OUTSIDE = "taxable", "advantaged", "outside"
@@ -100,26 +104,27 @@ class Washed:
     fallback: str | None = None  # why the compiled core was asked for but the Python pass ran
 
 
-def _part(total: int, whole: int, start: int, end: int) -> int:
+def _part(total: int, whole: int, start: int, end: int, one: int = _UNIT) -> int:
     """F(end) − F(start) for ``total`` spread over ``whole``, where F(x) = total at x = whole
-    and unit × x otherwise (booking's cumulative half-even split: parts add up exactly)."""
+    and unit × x otherwise (booking's cumulative half-even split: parts add up exactly).
+    ``one``: one share in quantity units (10^18; the C core's scaled quantities use less)."""
     if start == 0 and end == whole:
         return total
     # taxlens.money's div_units and mul_units inlined (whole > 0): this runs for every range a
     # slice cuts, and the calls cost more than the arithmetic.
-    unit, r = divmod(total * _UNIT, whole)
+    unit, r = divmod(total * one, whole)
     if 2 * r > whole or (2 * r == whole and unit & 1):
         unit += 1
     if end == whole:
         hi = total
     else:
-        hi, r = divmod(unit * end, _UNIT)
-        if 2 * r > _UNIT or (2 * r == _UNIT and hi & 1):
+        hi, r = divmod(unit * end, one)
+        if 2 * r > one or (2 * r == one and hi & 1):
             hi += 1
     if not start:
         return hi
-    lo, r = divmod(unit * start, _UNIT)
-    if 2 * r > _UNIT or (2 * r == _UNIT and lo & 1):
+    lo, r = divmod(unit * start, one)
+    if 2 * r > one or (2 * r == one and lo & 1):
         lo += 1
     return hi - lo
 
@@ -210,21 +215,9 @@ def apply_wash_sales(
     return washed
 
 
-CORES = ("auto", "compiled", "python")
-
-
 def _core_choice(core: str | None) -> str:
-    """"compiled" or "python": ``core`` (else $TAXLENS_WASH_CORE, else "auto") resolved."""
-    choice = core or os.environ.get("TAXLENS_WASH_CORE") or "auto"
-    if choice not in CORES:
-        raise ValueError(f"wash-sale core {choice!r}: expected one of {', '.join(CORES)}")
-    if choice == "python":
-        return choice
-    if _washcore is None:
-        if choice == "compiled":
-            raise ImportError(f"the compiled wash-sale core (taxlens.lots._washcore) is not built: {_WASHCORE_ERROR}")
-        return "python"
-    return "compiled"
+    """"compiled" or "python" for the pass (``cores.choose``; $TAXLENS_WASH_CORE)."""
+    return cores.choose("wash-sale", "TAXLENS_WASH_CORE", _washcore, _WASHCORE_ERROR, core)
 
 
 @contextlib.contextmanager

@@ -355,26 +355,7 @@ def test_scaling_every_quantity_by_a_common_power_of_ten_keeps_every_split(total
     start = data.draw(st.integers(0, end))
     scale = 10**k
 
-    def part(total: int, whole: int, start: int, end: int, unit_: int) -> int:  # wash._part with 10^18 as a parameter
-        if start == 0 and end == whole:
-            return total
-        unit, r = divmod(total * unit_, whole)
-        if 2 * r > whole or (2 * r == whole and unit & 1):
-            unit += 1
-        if end == whole:
-            hi = total
-        else:
-            hi, r = divmod(unit * end, unit_)
-            if 2 * r > unit_ or (2 * r == unit_ and hi & 1):
-                hi += 1
-        if not start:
-            return hi
-        lo, r = divmod(unit * start, unit_)
-        if 2 * r > unit_ or (2 * r == unit_ and lo & 1):
-            lo += 1
-        return hi - lo
-
-    assert part(total, whole, start, end, 10 ** (18 - k)) == wash._part(total, whole * scale, start * scale, end * scale)
+    assert wash._part(total, whole, start, end, 10 ** (18 - k)) == wash._part(total, whole * scale, start * scale, end * scale)
 
 
 @given(st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(9998, 12, 31)), st.booleans())
