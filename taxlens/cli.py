@@ -79,20 +79,19 @@ def _stage_line(console: Console) -> Callable[[str | None], None] | None:
     a terminal only: piped output and logs get nothing."""
     if not console.is_terminal:
         return None
-    shown: list[Status] = []
+    status: Status | None = None
 
     def stage(what: str | None) -> None:
+        nonlocal status
         if what is None:
-            while shown:
-                shown.pop().stop()
-            return
-        text = f"{what}…"
-        if shown:
-            shown[0].update(text)
+            if status is not None:
+                status.stop()
+                status = None
+        elif status is not None:
+            status.update(f"{what}…")
         else:
-            status = console.status(text, spinner="dots")
+            status = console.status(f"{what}…", spinner="dots")
             status.start()
-            shown.append(status)
 
     return stage
 

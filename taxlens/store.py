@@ -34,7 +34,6 @@ _STAGE_ROWS = 1_000_000  # rows hashed and staged at a time by import_trades
 #: file is already in memory beside it; DuckDB spills its sort and hash state to disk past this
 #: limit, so a 10M-row file ingests in under 4 GB in all.
 IMPORT_MEMORY = os.environ.get("TAXLENS_IMPORT_MEMORY", "256MB")
-_IDENTITY = IDENTITY_SQL
 #: A row ``k`` whose broker trade id is not stored from another file in its account. A broker's
 #: id names one trade whatever the export: Kraken's trades.csv and ledgers.csv both hold each
 #: trade (different rounding, so different content hashes), and a re-download may correct a
@@ -237,7 +236,7 @@ class Store:
         return int(count), line
 
     def _insert_staged(self, record: FileRecord, trades: pl.DataFrame) -> tuple[int, tuple[int, int | None]]:
-        """Hash (``_IDENTITY``), number twins and insert ``trades``; return how many were new,
+        """Hash (``IDENTITY_SQL``), number twins and insert ``trades``; return how many were new,
         and ``_elsewhere``'s count and line."""
         con = self.con
         trades = trades.select(list(SCHEMA))  # not another adapter's hidden identity columns
@@ -247,7 +246,7 @@ class Store:
         for start in range(0, max(trades.height, 1), _STAGE_ROWS):
             keyed = trades.slice(start, _STAGE_ROWS).with_columns(decimal_text(c).alias(f"_{c}") for c in _DECIMALS)
             con.register("incoming", keyed)
-            select = f"SELECT * EXCLUDE ({', '.join('_' + c for c in _DECIMALS)}), md5_number({_IDENTITY}) AS h FROM incoming"
+            select = f"SELECT * EXCLUDE ({', '.join('_' + c for c in _DECIMALS)}), md5_number({IDENTITY_SQL}) AS h FROM incoming"
             con.execute(f"CREATE TEMP TABLE staged AS {select}" if start == 0 else f"INSERT INTO staged {select}",
                         {"adapter": record.adapter})
             con.unregister("incoming")

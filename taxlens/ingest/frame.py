@@ -53,7 +53,7 @@ SCHEMA: dict[str, pl.DataType] = {
 def identity_columns(adapter: str) -> tuple[str, str]:
     """The names of a normalized frame's optional identity columns: each row's identity hash,
     before twins are numbered, as its high and low 64 bits (UInt64). The hash is
-    ``md5_number`` of the store's identity text (``store._IDENTITY``) made with ``adapter``;
+    ``md5_number`` of the store's identity text (``IDENTITY_SQL``) made with ``adapter``;
     ``with_identity`` adds them. The store uses them when it imports the frame under that
     adapter's name and hashes the rows itself otherwise: the names carry the adapter, so a
     frame never lends its hashes to an import under another name."""

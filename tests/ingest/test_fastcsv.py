@@ -208,7 +208,7 @@ def stored_ids(frame: pl.DataFrame, adapter: str = "generic") -> list[tuple[int,
 
 @given(st.lists(FRAME_ROW, min_size=1, max_size=12), st.data())
 def test_identity_columns_give_the_ids_the_store_computes(rows: list[dict[str, object]], data: st.DataObject) -> None:
-    """Rows repeated (twins) and nulls included; the store's own hash (_IDENTITY) is the reference."""
+    """Rows repeated (twins) and nulls included; the store's own hash (IDENTITY_SQL, in SQL) is the reference."""
     rows = rows + [rows[i] for i in data.draw(st.lists(st.integers(0, len(rows) - 1), max_size=6))]
     frame = frame_of(rows)
     assert stored_ids(with_identity(frame, "generic")) == stored_ids(frame)
