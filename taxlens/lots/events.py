@@ -131,15 +131,10 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         # lots are per account (the pool is handed out to the accounts on 2025-01-01 below).
         pooled = (pl.col("asset_class") == "crypto") & (pl.col("trade_date") < UNIVERSAL_UNTIL)
         scope = pl.when(pooled).then(pl.lit("universal:") + pl.col("owner").fill_null("self")).otherwise(scope)
-    ordered = t.with_columns(
-        pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
-        pl.col("source").str.replace(r":\d+$", "").alias("_file"),
-        pl.col("source").str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
-        # Without a time, a purchase counts as the day's first event and a sale as its last,
-        # so a date-only export never invents a shortfall against a timed one.
-        pl.when(pl.col("ts").is_not_null()).then(1).when(pl.col("kind").is_in([ACQUIRE, TRANSFER_IN])).then(0)
-        .otherwise(2).alias("_untimed"),
-    ).sort(["trade_date", "_untimed", "ts", "_first", "_file", "_line"], nulls_last=False)
+    order = _event_order(t)
+    # The stored trades usually arrive in this order already; moving every wide string
+    # column costs more than finding the order.
+    ordered = t if order.is_sorted() else t[order]
     events = ordered.select(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq"),
         scope.alias("scope"),
@@ -168,6 +163,33 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     if settings.crypto_universal:
         events = _allocate_pool(events)
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
+
+
+def _event_order(t: pl.DataFrame) -> pl.Series:
+    """The row order events apply in: (tax date, untimed rank, instant, acquisitions first,
+    source file, source line). Returns row numbers of ``t`` (which has ``kind``).
+
+    The file and line come out of ``source`` text, which is slow to cut and to sort on, and
+    they only break ties: when the numeric keys alone leave none, they are not computed."""
+    numeric = ["trade_date", "_untimed", "ts", "_first"]
+    keys = t.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+        "trade_date",
+        # Without a time, a purchase counts as the day's first event and a sale as its last,
+        # so a date-only export never invents a shortfall against a timed one.
+        pl.when(pl.col("ts").is_not_null()).then(1).when(pl.col("kind").is_in([ACQUIRE, TRANSFER_IN])).then(0)
+        .otherwise(2).alias("_untimed"),
+        "ts",
+        pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
+    )
+    by_number = keys.sort(numeric, nulls_last=False)
+    tied = by_number.select(pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in numeric).any()).item()
+    if not tied:
+        return by_number.get_column("_row")
+    return keys.with_columns(
+        t.get_column("source").str.replace(r":\d+$", "").alias("_file"),
+        t.get_column("source").str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
+    ).sort([*numeric, "_file", "_line"], nulls_last=False).get_column("_row")
 
 
 def _allocate_pool(events: pl.DataFrame) -> pl.DataFrame:
