@@ -305,6 +305,17 @@ def test_a_fill_after_midnight_utc_is_a_new_york_trade_of_the_day_before(book: B
     assert table(book.gains(year=2026), SLICE) == rows("0.25, 2024-12-31, 2026-01-01, 23000, 12500, 10500, long, B1")
 
 
+
+def test_same_day_lots_of_a_date_only_file_go_in_line_order(book: Book, tmp_path: Path) -> None:
+    """Two buys on one date with no time: the file's order decides which is first (line 2
+    before line 11, by number, although "trades.csv:11" sorts before "trades.csv:2" as text)."""
+    load(book, tmp_path, "2025-03-03,Alpaca,VTI,buy,1,100.00,0,USD,equity,B1,\n"
+         + "".join(f"2025-03-03,Alpaca,QQQ,buy,1,400.00,0,USD,equity,Q{i},\n" for i in range(8))
+         + "2025-03-03,Alpaca,VTI,buy,1,200.00,0,USD,equity,B2,\n"
+         + "2025-03-04,Alpaca,VTI,sell,1,150.00,0,USD,equity,S1,\n")
+    # FIFO takes B1 (line 2): 150 − 100 = 50. Taking B2 (line 11) would give 150 − 200 = −50.
+    assert table(book.gains(), SLICE) == rows("1, 2025-03-03, 2025-03-04, 150, 100, 50, short, B1")
+
 # -- splits ------------------------------------------------------------------------------------------
 
 
