@@ -61,3 +61,16 @@ def test_python_and_polars_agree(acquired: dt.date, days: int, month_end: bool) 
         acquired, disposed, month_end_rule=month_end
     )
     assert anniversary(acquired, month_end_rule=month_end) > acquired
+
+
+@pytest.mark.parametrize("month_end", [True, False])
+def test_the_looked_up_anniversaries_agree_with_the_rule_on_every_day(month_end: bool) -> None:
+    """term_expr with ``dates`` (anniversaries per distinct date, looked up) gives term() for
+    every acquisition date of 1999-2101, sold 365 and 366 days later, leap days included."""
+    days = pl.date_range(dt.date(1999, 1, 1), dt.date(2101, 12, 31), eager=True)
+    frame = pl.DataFrame({"a": pl.concat([days, days])}).with_columns(
+        (pl.col("a") + pl.duration(days=pl.int_range(pl.len()) // days.len() + 365)).alias("d")
+    )
+    got = frame.select(term_expr(pl.col("a"), pl.col("d"), month_end_rule=month_end, dates=frame["a"])).to_series()
+    expected = [term(a, d, month_end_rule=month_end) for a, d in frame.iter_rows()]
+    assert got.to_list() == expected

@@ -146,7 +146,7 @@ def book_fifo(events: pl.DataFrame, *, month_end_rule: bool = True) -> Booked:
             pl.lit(None, dtype=pl.String).alias("adjustment_code"),
             _ZERO.alias("adjustment"),
             (pl.col("proceeds") - pl.col("cost_basis")).alias("gain"),
-            term_expr(pl.col("acquired"), pl.col("disposed"), month_end_rule=month_end_rule).alias("term"),
+            term_expr(pl.col("acquired"), pl.col("disposed"), month_end_rule=month_end_rule, dates=slices["acquired"]).alias("term"),
         )
         .select(list(DISPOSAL_SCHEMA))
         .cast(DISPOSAL_SCHEMA)  # type: ignore[arg-type]
