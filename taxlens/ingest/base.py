@@ -42,12 +42,14 @@ class Source:
     @classmethod
     def from_bytes(cls, name: str, raw: bytes, *, encoding: str | None = None) -> Source:
         sha = hashlib.sha256(raw).hexdigest()
-        if not raw.strip():
+        # raw.strip() would copy a large file only to learn whether it is blank.
+        if not raw or raw.isspace():
             raise FileError(name, "file is empty")
         if encoding is None or encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
             data = raw.removeprefix(b"\xef\xbb\xbf")
             try:
-                data.decode("utf-8")
+                if not data.isascii():  # ASCII is UTF-8: no need to decode (a copy) to know
+                    data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line = data.count(b"\n", 0, exc.start) + 1
                 raise FileError(

@@ -20,7 +20,7 @@ general way, which names every bad value: nothing here makes a message.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -113,7 +113,8 @@ def _normalize(raw: pl.DataFrame, layout: Layout, context: Context, adapter: str
 
     The values are ``normalize``'s expressions, less the steps that change nothing: a strip
     where no value has a space at either end (``spaces_only``), a lower- or upper-casing
-    where every value is already one of the few ASCII codes it must become."""
+    where every value is already one of the few ASCII codes it must become, a mapping of
+    sides that sends each to itself."""
     from taxlens.ingest.generic import _number_text, _text
 
     if raw.height == 0:
@@ -124,29 +125,41 @@ def _normalize(raw: pl.DataFrame, layout: Layout, context: Context, adapter: str
     if context.account is not None:
         raw = raw.with_columns(pl.lit(context.account).alias("account"))
     strings = [c for c in raw.columns if c != "line"]
-    if spaces_only:
-        padded = raw.select(
-            (pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in strings
+    side, currency, asset_class = pl.col("side"), pl.col("currency"), pl.col("asset_class")
+    sides = layout.sides
+
+    def survey(chunk: pl.DataFrame, padding: list[str]) -> dict[str, Any]:
+        # What decides the expressions below, in one pass over the chunk rather than one
+        # each: which of `padding` have a value with a space at either end; what follows the
+        # seconds ("Z" or an offset, "" for a bare date; other forms, fractions of a second
+        # say, are not modelled, and make many distinct tails); and whether every side,
+        # currency and asset class is already the code it must become.
+        return chunk.select(
+            *((pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")).any().alias(c) for c in padding),
+            pl.col("date").str.slice(19).unique().head(_MAX_OFFSETS + 1).implode().alias("_tails"),
+            (side.is_in(list(sides)).all() & all(k.isascii() for k in sides)).alias("_side"),
+            (currency.is_null() | currency.str.contains(_CURRENCY)).all().alias("_currency"),
+            (asset_class.is_null() | asset_class.is_in(_CLASSES)).all().alias("_asset_class"),
         ).row(0, named=True)
-    else:
-        padded = dict.fromkeys(strings, True)
+
+    facts = survey(raw, strings) if spaces_only else {}
+    padded = {c: facts.get(c, True) for c in strings}
     if context.account is not None:
         padded["account"] = True  # not from the file: it may have any whitespace
-    raw = raw.with_columns(_text(c) for c in strings if padded[c])  # generic._text: strip
+    stripped = [c for c in strings if padded[c]]
+    raw = raw.with_columns(_text(c) for c in stripped)  # generic._text: strip
+    if not facts or {"date", "side", "currency", "asset_class"} & set(stripped):
+        facts = survey(raw, [])  # of the stripped values
 
-    # What follows the seconds: "Z" or an offset, "" for a bare date; other forms (fractions
-    # of a second, say) are not modelled, and make many distinct tails.
-    tails = raw.select(pl.col("date").str.slice(19).unique().head(_MAX_OFFSETS + 1)).to_series()
+    tails = pl.Series("date", facts["_tails"], dtype=pl.String)
     if tails.len() > _MAX_OFFSETS:
         return None
     ts, instant = _instants(pl.col("date"), tails)
-    side, currency, asset_class = pl.col("side"), pl.col("currency"), pl.col("asset_class")
-    sides = layout.sides
-    codes = raw.select(
-        (side.is_in(list(sides)).all() & all(k.isascii() for k in sides)).alias("side"),
-        (currency.is_null() | currency.str.contains(_CURRENCY)).all().alias("currency"),
-        (asset_class.is_null() | asset_class.is_in(_CLASSES)).all().alias("asset_class"),
-    ).row(0, named=True)
+    codes = {"side": facts["_side"], "currency": facts["_currency"], "asset_class": facts["_asset_class"]}
+    # Where every side is already a key of a mapping that sends each key to itself (the
+    # canonical layout's), the mapping changes nothing.
+    action = side if codes["side"] and all(k == v for k, v in sides.items()) else (
+        (side if codes["side"] else side.str.to_lowercase()).replace_strict(sides, default=None, return_dtype=pl.String))
 
     def number(c: str) -> pl.Expr:  # generic._number_text (the strip done above)
         return _number_text(c, True) if layout.lenient_numbers else pl.col(c)
@@ -156,7 +169,7 @@ def _normalize(raw: pl.DataFrame, layout: Layout, context: Context, adapter: str
         pl.col("line"),
         pl.col("account"),
         pl.col("symbol"),
-        (side if codes["side"] else side.str.to_lowercase()).replace_strict(sides, default=None, return_dtype=pl.String).alias("action"),
+        action.alias("action"),
         *(number(c).alias(f"_{c[0]}") for c in ("quantity", "price", "fee")),
         (currency if codes["currency"] else currency.str.to_uppercase()).fill_null("USD"),
         (asset_class if codes["asset_class"] else asset_class.str.to_lowercase()).fill_null("equity"),
@@ -239,6 +252,7 @@ def _instants(date: pl.Expr, offsets: pl.Series) -> tuple[pl.Expr, pl.Expr]:
         )
     ).to_series()
     instant = date.str.contains(_ISO_OFFSET)
-    local = date.str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us")
+    # Nearly every instant is distinct: a cache of parsed texts only costs.
+    local = date.str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, time_unit="us", cache=False)
     shift = date.str.slice(19).replace_strict(offsets, minutes, default=None, return_dtype=pl.Int64)
     return (local - pl.duration(minutes=shift)).dt.replace_time_zone("UTC"), instant

@@ -78,14 +78,16 @@ def with_identity(frame: pl.DataFrame, adapter: str, texts: dict[str, pl.Expr] |
 
     text = {c: texts[c] if texts and c in texts else decimal_text(c) for c in ("quantity", "price", "fee", "amount")}
     dates = frame.get_column("trade_date").unique()  # a few hundred: each formatted once
-    identity = frame.select(pl.concat_str(
+    # Streamed: the engine splits the rows among the cores, where one select would build
+    # the whole column on one.
+    identity = frame.lazy().select(pl.concat_str(
         pl.lit(adapter), "account", "symbol", "asset_class", "action",
         pl.col("ts").dt.epoch("us").cast(pl.String).fill_null(""),  # epoch_us(ts)::VARCHAR
         pl.col("trade_date").replace_strict(dates, dates.cast(pl.String), return_dtype=pl.String),  # ::VARCHAR
         text["quantity"], text["price"].fill_null(""), text["fee"], "fee_currency", "currency",
         text["amount"].fill_null(""), *(pl.col(c).fill_null("") for c in ("broker_trade_id", "order_id", "lot_id")),
         separator="\x1f",  # chr(31)
-    ).alias("identity"))
+    ).alias("identity")).collect(engine="streaming")
     with duckdb.connect(":memory:") as con:
         con.register("incoming", identity)
         hashed = con.sql(
