@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -174,6 +175,35 @@ def test_csv_is_written_in_batches_that_join_into_one_listing(monkeypatch: pytes
     empty = io.StringIO()
     write_csv(frame.clear(), empty)
     assert empty.getvalue() == "account,gain\n"
+
+
+def test_csv_to_stdout_is_the_text_written_anywhere_else(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """On stdout the CSV goes straight to the bytes, and columns whose cells can't start like a
+    formula skip the per-cell test (``_neutralised``): the same bytes as through a StringIO, and
+    every text cell as ``neutralise`` alone makes it, whatever its first characters (each column
+    here starts, or not, with the bytes just around the formula ones)."""
+    starts = ["\t", "\n", "\r", "*", "+", "-", ".", "0", "9", "<", "=", ">", "?", "@", "A", "é", ""]
+    cells = [a + b for a in starts for b in ("", "1", "x", "-", "=", "1.5")]
+    texts = {f"c{i}": [c for c in cells if c[:1] in group] + [None]
+             for i, group in enumerate([starts[:3], starts[3:6], starts[6:10], starts[10:13], starts[13:], starts])}
+    rows = max(len(v) for v in texts.values())
+    frame = pl.DataFrame({k: v + [v[0]] * (rows - len(v)) for k, v in texts.items()}, schema=dict.fromkeys(texts, pl.String))
+    frame = frame.with_columns(n=pl.int_range(pl.len()).cast(pl.Decimal(38, 18)) / 8 - 3, day=pl.lit(dt.date(2025, 1, 2)))
+    text = io.StringIO()
+    write_csv(frame, text)
+    capsysbinary.readouterr()
+    assert listing._byte_stream(sys.stdout) is not None  # the bytes path is the one under test
+    sys.stdout.write("before\n")
+    write_csv(frame, sys.stdout)
+    sys.stdout.write("after\n")
+    sys.stdout.flush()
+    assert capsysbinary.readouterr().out.decode() == "before\n" + text.getvalue() + "after\n"
+    cells_out = list(csv.reader(io.StringIO(text.getvalue(), newline="")))[1:]
+    for r, row in enumerate(cells_out):
+        for c, name in enumerate(texts):
+            value = frame.get_column(name)[r]
+            assert row[c] == ("" if not value else neutralise(value)), (name, value)
+
 
 def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
     """No network fetch (no external src/href, no script), and data is escaped."""

@@ -6,10 +6,15 @@ them as strings so no reader turns them into floats. Output is deterministic for
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+import os
+import re
+import sys
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import polars as pl
 from rich.console import Console
@@ -36,13 +41,20 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
             text = col.cast(pl.String)
             if (dtype.scale or 0) > 0:
                 text = text.str.strip_chars_end("0").str.strip_chars_end(".")
-                text = pl.when(text.is_in(["", "-", "-0"])).then(pl.lit("0")).otherwise(text)
+                # `replace` names ``text`` once: a when/then naming it twice formats every
+                # decimal twice (an eager select has no common-subexpression elimination).
+                text = text.replace(["", "-", "-0"], "0")
             exprs.append(text.alias(name))
         elif isinstance(dtype, pl.Datetime):
             exprs.append(
                 col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
                 .str.replace(r"\.000000$", "").alias(name) + pl.lit("Z")
             )
+        elif dtype == pl.Date and frame.height:
+            # A listing holds few distinct dates: each is formatted once and looked up, several
+            # times faster than formatting every cell.
+            days = frame.get_column(name).unique()
+            exprs.append(col.replace_strict(days, days.dt.strftime("%Y-%m-%d"), return_dtype=pl.String).alias(name))
         elif dtype == pl.Date:
             exprs.append(col.dt.strftime("%Y-%m-%d").alias(name))
         elif dtype == pl.Boolean:
@@ -54,13 +66,14 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)$"
+_FORMULA_START = r"^[=+\-@\t\r]"  # the bytes of _FORMULA_BYTES
 
 
 def neutralise_expr(col: pl.Expr) -> pl.Expr:
     """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab or CR
     first) gets a leading apostrophe; numbers (``-12.50``) and everything else pass. The one
     rule, for every CSV taxlens writes (``write_csv``)."""
-    risky = col.str.contains(r"^[=+\-@\t\r]") & ~col.str.contains(_NUMBER)
+    risky = col.str.contains(_FORMULA_START) & ~col.str.contains(_NUMBER)
     return pl.when(risky).then(pl.lit("'") + col).otherwise(col)
 
 
@@ -82,10 +95,73 @@ def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
     neutralised (``neutralise``). Only text columns can hold one: the other types are written in
     fixed forms (numbers, dates, yes/no) that ``neutralise`` leaves alone."""
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    raw = _byte_stream(out)
+    if raw is not None:
+        out.flush()  # what was written to ``out`` goes first
     for at in range(0, max(frame.height, 1), CSV_BATCH):
-        text = as_text(frame.slice(at, CSV_BATCH))
-        text = text.with_columns(neutralise_expr(pl.col(c)).alias(c) for c in texts)
-        out.write(text.write_csv(include_header=at == 0, null_value="", line_terminator="\n", quote_style="necessary"))
+        text = _neutralised(as_text(frame.slice(at, CSV_BATCH)), texts)
+        if raw is not None:
+            # Straight to the bytes: making a str of the CSV and encoding it again takes
+            # longer than polars takes to write it.
+            try:
+                text.write_csv(raw, include_header=at == 0, null_value="", line_terminator="\n", quote_style="necessary")
+            except OSError as exc:
+                known = _with_errno(exc)
+                if known is exc:
+                    raise
+                raise known from exc
+        else:
+            out.write(text.write_csv(include_header=at == 0, null_value="", line_terminator="\n", quote_style="necessary"))
+
+
+def _neutralised(text: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``text`` with ``neutralise_expr`` applied to ``columns`` (text columns). A column whose
+    cells' first bytes all lie between two of the bytes a formula starts with is left as it is:
+    most are (names and ids start with letters, positive amounts with digits), and the smallest
+    and largest cell, which bound every cell's first byte, cost far less than testing each."""
+    if not columns:
+        return text
+    bounds = text.select(
+        e for i, c in enumerate(columns) for e in (pl.col(c).min().alias(f"{i}<"), pl.col(c).max().alias(f"{i}>"))
+    ).row(0)
+    risky = [c for i, c in enumerate(columns) if _may_start_formula(bounds[2 * i], bounds[2 * i + 1])]
+    return text.with_columns(neutralise_expr(pl.col(c)).alias(c) for c in risky) if risky else text
+
+
+#: The first bytes of the cells ``neutralise_expr`` looks at further (``_FORMULA_START``).
+_FORMULA_BYTES = b"\t\r+-=@"
+
+
+def _may_start_formula(low: str | None, high: str | None) -> bool:
+    """Whether some text between ``low`` and ``high`` (bytewise, as polars orders text) can start
+    with one of ``_FORMULA_BYTES``; None for both when every cell is missing."""
+    if low is None or high is None:
+        return False
+    first, last = low.encode()[:1] or b"\0", high.encode()[:1] or b"\0"
+    return any(first[0] <= b <= last[0] for b in _FORMULA_BYTES)
+
+
+def _with_errno(exc: OSError) -> OSError:
+    """The OSError polars raised for a failed write (its text ends ``(os error 32)``, its errno is
+    None) with the errno, as Python raises it (``BrokenPipeError`` for 32): click exits quietly
+    on a closed pipe (``taxlens gains --format csv | head``) only when it can tell."""
+    found = re.search(r"\(os error (\d+)\)$", str(exc))
+    if exc.errno is not None or found is None:
+        return exc
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
+
+
+def _byte_stream(out: TextIO) -> BinaryIO | None:
+    """The byte stream under ``out`` when writing UTF-8 bytes to it is exactly what writing
+    their text to ``out`` does, else None: ``out`` is ``sys.stdout`` (the process's, or a test
+    runner's stand-in), a TextIOWrapper encoding UTF-8, on a system whose line end is \\n (where
+    stdout translates none)."""
+    if out is not sys.stdout or os.linesep != "\n" or not isinstance(out, io.TextIOWrapper):
+        return None
+    if codecs.lookup(out.encoding).name != "utf-8":
+        return None
+    return out.buffer
 
 
 def write_json(frame: pl.DataFrame, out: TextIO) -> None:
