@@ -25,7 +25,7 @@ import polars as pl
 from taxlens.config import Config, load_config
 from taxlens.errors import RowError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
-from taxlens.lots.book import BOOK_REVISION, book, load_selections, settings_from_config
+from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, load_selections, settings_from_config
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings
 from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA
@@ -244,7 +244,7 @@ class Book:
                 [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], washes,
             )
         self._stage("reading trades")
-        trades = self.store.trades()
+        trades = self.store.trades(columns=TRADE_COLUMNS)
         self._stage(f"booking {trades.height:,} trades" + (" and applying the wash-sale rule" if settings.wash.apply else ""))
         result = book(trades, settings, chosen)
         del trades

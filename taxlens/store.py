@@ -346,9 +346,11 @@ class Store:
         account: str | None = None,
         symbol: str | None = None,
         year: int | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Stored trades in (trade_date, ts, source) order, optionally filtered; a polars frame
-        with the columns of the ``trade_list`` view."""
+        with the columns of the ``trade_list`` view, or only ``columns`` of them (a narrower
+        frame loads faster and takes less memory: booking reads 16 of the 21)."""
         where: list[str] = []
         params: list[object] = []
         for column, value in (("account", account), ("symbol", symbol)):
@@ -360,7 +362,8 @@ class Store:
             params.append(year)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._frame(
-            f"SELECT * FROM trade_list {clause} ORDER BY trade_date, ts NULLS FIRST, source, trade_id",
+            f"SELECT {', '.join(columns) if columns else '*'} FROM trade_list {clause} "
+            "ORDER BY trade_date, ts NULLS FIRST, source, trade_id",
             params,
         )
 

@@ -68,8 +68,16 @@ def wash_settings(config: Config) -> WashSettings:
     )
 
 
+#: The ``trade_list`` view's columns that ``book`` reads.
+TRADE_COLUMNS = (
+    "id", "trade_date", "ts", "account", "owner", "symbol", "asset_class", "action", "quantity", "price",
+    "fee", "fee_currency", "currency", "amount", "lot_id", "source",
+)
+
+
 def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None = None) -> Booked:
-    """Book ``trades`` (the ``trade_list`` view's columns), then apply the wash-sale rule.
+    """Book ``trades`` (the ``trade_list`` view's ``TRADE_COLUMNS``, or all of them), then apply
+    the wash-sale rule.
     Returns every lot, every disposal slice (WASHED_* schemas), the wash matches, the problems
     (booked but flagged) and the errors (specific-ID selections that could not be honoured)."""
     events, problems = events_from_trades(trades, settings)
@@ -143,4 +151,4 @@ def summary(disposals: pl.DataFrame) -> dict[str, Decimal | int]:
     }
 
 
-__all__ = ["Booked", "RowError", "book", "load_selections", "settings_from_config", "summary"]
+__all__ = ["TRADE_COLUMNS", "Booked", "RowError", "book", "load_selections", "settings_from_config", "summary"]
