@@ -244,10 +244,9 @@ class Book:
                 [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], washes,
             )
         self._stage("reading trades")
-        trades = self.store.trades(columns=TRADE_COLUMNS)
-        self._stage(f"booking {trades.height:,} trades" + (" and applying the wash-sale rule" if settings.wash.apply else ""))
-        result = book(trades, settings, chosen)
-        del trades
+        loaded = [self.store.trades(columns=TRADE_COLUMNS)]
+        self._stage(f"booking {loaded[0].height:,} trades" + (" and applying the wash-sale rule" if settings.wash.apply else ""))
+        result = book(loaded.pop(), settings, chosen)  # its only reference: book frees the trades early
         if not self.store.read_only:
             flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
             # Stored while the caller renders the result (DuckDB writes without the GIL): at a

@@ -80,17 +80,23 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     the wash-sale rule.
     Returns every lot, every disposal slice (WASHED_* schemas), the wash matches, the problems
     (booked but flagged) and the errors (specific-ID selections that could not be honoured)."""
+    crypto = crypto_symbols(trades)
     events, problems = events_from_trades(trades, settings)
+    # The events hold all booking needs: where the caller handed over its only reference,
+    # the trades' memory goes back for the booking to reuse (a lower peak on big books).
+    del trades
     fast = fast_positions(events)
-    quick = book_fifo(events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
-    slow = book_loop(events.filter(~fast), selections=selections, month_end_rule=settings.month_end_rule)
+    every = bool(fast.all())  # the usual case: no copy of the events to filter
+    quick = book_fifo(events if every else events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
+    slow = book_loop(events.clear() if every else events.filter(~fast), selections=selections, month_end_rule=settings.month_end_rule)
     parts = [b for b in (quick, slow) if b is not None]
     lots = pl.concat([b.lots for b in parts]).sort("seq") if parts else pl.DataFrame(schema=LOT_SCHEMA)
     disposals = pl.concat([b.disposals for b in parts]) if parts else pl.DataFrame(schema=DISPOSAL_SCHEMA)
     disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
-    crypto = crypto_symbols(trades)
+    problems, errors = problems + slow.problems, slow.errors
+    del quick, slow, parts  # copied into lots and disposals: freed before the wash pass
     washed = apply_wash_sales(lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule)
-    return Booked(washed.lots, washed.disposals, problems + slow.problems + washed.problems, slow.errors, washed.washes)
+    return Booked(washed.lots, washed.disposals, problems + washed.problems, errors, washed.washes)
 
 
 def crypto_symbols(trades: pl.DataFrame) -> frozenset[str]:
