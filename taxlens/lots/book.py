@@ -90,9 +90,14 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     quick = book_fifo(events if every else events.filter(fast), month_end_rule=settings.month_end_rule) if fast.any() else None
     slow = book_loop(events.clear() if every else events.filter(~fast), selections=selections, month_end_rule=settings.month_end_rule)
     parts = [b for b in (quick, slow) if b is not None]
-    lots = pl.concat([b.lots for b in parts]).sort("seq") if parts else pl.DataFrame(schema=LOT_SCHEMA)
+    lots = pl.concat([b.lots for b in parts]) if parts else pl.DataFrame(schema=LOT_SCHEMA)
     disposals = pl.concat([b.disposals for b in parts]) if parts else pl.DataFrame(schema=DISPOSAL_SCHEMA)
-    disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
+    # Each part comes in seq order, so one part alone (the usual case) needs no sort: a sort
+    # would copy every row only to change nothing.
+    if not lots.get_column("seq").is_sorted():
+        lots = lots.sort("seq")
+    if not disposals.get_column("seq").is_sorted():
+        disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
     problems, errors = problems + slow.problems, slow.errors
     del quick, slow, parts  # copied into lots and disposals: freed before the wash pass
     washed = apply_wash_sales(lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule)
