@@ -138,6 +138,8 @@ def book_fifo(events: pl.DataFrame, *, month_end_rule: bool = True) -> Booked:
         )
         .sort("lot_seq").sort("seq", maintain_order=True)  # (sale, FIFO): what the loop writes
     )
+    # Freed before the wide outputs are built: at their peak only inputs and outputs are held.
+    del ev, sales, keys, closing_sales, closing_lots
     sale = events.select("scope", "account", "symbol", "method", pl.col("trade_id").alias("sell_trade_id"), "currency", "source")
     lot_id = events.select(pl.col("trade_id").alias("lot_id"))
     disposals = (
