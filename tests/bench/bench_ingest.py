@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_book import compile_taxlens  # a sibling script: python tests/bench/bench_ingest.py
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "bench-data"
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_taxlens()
 
     DATA.mkdir(exist_ok=True)
     csv_path = DATA / f"generic_{args.rows}.csv"
