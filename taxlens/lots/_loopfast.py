@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -54,15 +53,8 @@ _UNIT = 10**SCALE  # the inlined multiply in the slice loop needs it
 _MAX = 10**38  # DECIMAL(38,18) holds |units| < 10^38
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 
-try:  # the compiled core (taxlens/lots/_bookcore.c, built by setup.py): optional, see book_events
-    from taxlens.lots import _bookcore
-except ImportError as exc:  # pragma: no cover - only where no C compiler built it
-    _bookcore = None  # type: ignore[assignment]
-    _BOOKCORE_ERROR = str(exc)
-else:
-    _BOOKCORE_ERROR = ""
-    if sys.byteorder != "little":  # pragma: no cover - it reads Decimal128 buffers as little-endian __int128
-        _bookcore, _BOOKCORE_ERROR = None, "it reads little-endian buffers"  # type: ignore[assignment]
+# The compiled core (taxlens/lots/_bookcore.c, built by setup.py): optional, see book_events.
+_bookcore, _BOOKCORE_ERROR = cores.load("_bookcore")
 
 
 def _dec(units: int) -> Decimal:

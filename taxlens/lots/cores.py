@@ -7,7 +7,9 @@ step's environment variable, else "auto": the C core when it was built.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from types import ModuleType
 
 CORES = ("auto", "compiled", "python")
@@ -28,3 +30,16 @@ def choose(step: str, env: str, module: ModuleType | None, missing: str, core: s
             raise ImportError(f"the compiled {step} core is not built: {missing}")
         return "python"
     return "compiled"
+
+
+def load(name: str) -> tuple[ModuleType | None, str]:
+    """The C core ``taxlens.lots.<name>`` and "", or None and why it cannot be used: it was not
+    built (no C compiler at install), or the machine is big-endian (the cores read Decimal128
+    buffers as little-endian __int128)."""
+    try:
+        module = importlib.import_module(f"taxlens.lots.{name}")
+    except ImportError as exc:  # pragma: no cover - only where no C compiler built it
+        return None, str(exc)
+    if sys.byteorder != "little":  # pragma: no cover
+        return None, "it reads little-endian buffers"
+    return module, ""

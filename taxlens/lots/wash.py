@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -55,15 +54,8 @@ from taxlens.lots.frames import (
 from taxlens.lots.holding import anniversary
 from taxlens.money import SCALE
 
-try:  # the compiled core (taxlens/lots/_washcore.c, built by setup.py): optional, see apply_wash_sales
-    from taxlens.lots import _washcore
-except ImportError as exc:  # pragma: no cover - only where no C compiler built it
-    _washcore = None  # type: ignore[assignment]
-    _WASHCORE_ERROR = str(exc)
-else:
-    _WASHCORE_ERROR = ""
-    if sys.byteorder != "little":  # pragma: no cover - it reads Decimal128 buffers as little-endian __int128
-        _washcore, _WASHCORE_ERROR = None, "it reads little-endian buffers"  # type: ignore[assignment]
+# The compiled core (taxlens/lots/_washcore.c, built by setup.py): optional, see apply_wash_sales.
+_washcore, _WASHCORE_ERROR = cores.load("_washcore")
 
 WINDOW = 30  # days either side of the sale (the 61-day period)
 TAXABLE, ADVANTAGED, OUTSIDE = "taxable", "advantaged", "outside"
@@ -573,9 +565,7 @@ class _Pass:
     def compiled(self) -> tuple[_Out | None, str | None]:
         """The pass in the compiled core, on the loaded columns: (its output, None), or (None,
         why) when it cannot be exact here and the Python pass must run instead."""
-        assert _washcore is not None
-        if sys.byteorder != "little":  # pragma: no cover - the buffers are read as little-endian
-            return None, "a big-endian machine"
+        assert _washcore is not None  # cores.load gives none on a big-endian machine
         d, lt = self.d, self.lt
         with_lot = self.slice_lot.is_not_null()
         # What the Python pass would trip over (None in arithmetic) is left to it.
