@@ -12,7 +12,8 @@ FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     ext_modules=[
-        Extension(f"taxlens.lots.{name}", sources=[f"taxlens/lots/{name}.c"], extra_compile_args=FLAGS, optional=True)
+        Extension(f"taxlens.lots.{name}", sources=[f"taxlens/lots/{name}.c"], depends=["taxlens/lots/_halfeven.h"],
+                  extra_compile_args=FLAGS, optional=True)
         for name in ("_washcore", "_bookcore")
     ]
 )

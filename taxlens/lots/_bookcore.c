@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_halfeven.h"
+
 typedef __int128 i128;
 
 enum { ACQ = 0, DIS = 1 };
@@ -137,21 +139,13 @@ static inline i128 mul(St *st, i128 a, i128 b) {
     return r;
 }
 
-/* q, r = divmod(num, den); q += 1 if 2r > den or (2r == den and q odd): taxlens.money's
- * half-even step (Python's floor division; den > 0). */
+/* half_even_div (_halfeven.h), with a non-positive divisor reported. */
 static inline i128 hediv(St *st, i128 num, i128 den) {
     if (den <= 0) {
         fail(st, F_INPUT);
         return 0;
     }
-    i128 q = num / den, r = num - q * den;
-    if (r < 0) {
-        r += den;
-        q -= 1;
-    }
-    i128 h = den - r; /* 0 <= r < den: 2r > den <=> r > den - r */
-    if (r > h || (r == h && (q & 1))) q += 1;
-    return q;
+    return half_even_div(num, den);
 }
 
 static inline void in_range(St *st, i128 v) {

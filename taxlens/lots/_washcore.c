@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_halfeven.h"
+
 typedef __int128 i128;
 
 #define E_FALLBACK 1 /* not exact here: let the Python pass do it */
@@ -187,22 +189,13 @@ static inline int64_t sub64(St *st, int64_t a, int64_t b) {
     return r;
 }
 
-/* q, r = divmod(num, den); q += 1 if 2r > den or (2r == den and q odd): Python's half-even
- * step as wash.py writes it (floor division, den > 0). */
+/* half_even_div (_halfeven.h), with a non-positive divisor reported. */
 static inline i128 hediv(St *st, i128 num, i128 den) {
     if (den <= 0) {
         fail(st, "division by a non-positive quantity");
         return 0;
     }
-    i128 q = num / den;
-    i128 r = num - q * den; /* |q·den| <= |num|: no overflow */
-    if (r < 0) {
-        r += den;
-        q -= 1;
-    }
-    i128 h = den - r; /* 0 <= r < den: 2r > den <=> r > den - r */
-    if (r > h || (r == h && (q & 1))) q += 1;
-    return q;
+    return half_even_div(num, den);
 }
 
 /* _part: F(end) − F(start) for ``total`` spread over ``whole`` (scaled quantities). */
