@@ -24,6 +24,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
 import polars as pl
 
 from taxlens.errors import RowError
@@ -84,6 +85,8 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     """
     problems: list[RowError] = []
     t = trades.with_columns(pl.col("action").replace_strict(_KIND, default=None).alias("kind"))
+    if "_rank" not in t.columns:
+        t = t.with_columns(event_ranks(t).alias("_rank"))
     for row in t.filter(pl.col("action").is_in(["sell_short", "buy_to_cover"])).iter_rows(named=True):
         problems.append(RowError.at(row["source"], f"{row['action']} of {row['symbol']}: short positions are not supported, so it is not booked"))
     # A fee is a lot event only when paid in the asset itself (a coin fee), not in cash.
@@ -131,12 +134,11 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         # lots are per account (the pool is handed out to the accounts on 2025-01-01 below).
         pooled = (pl.col("asset_class") == "crypto") & (pl.col("trade_date") < UNIVERSAL_UNTIL)
         scope = pl.when(pooled).then(pl.lit("universal:") + pl.col("owner").fill_null("self")).otherwise(scope)
-    order = _event_order(t)
-    # The stored trades usually arrive in this order already; moving every wide string
+    # The stored trades usually arrive in event order already; moving every wide string
     # column costs more than finding the order.
-    ordered = t if order.is_sorted() else t[order]
+    ordered = t if t.get_column("_rank").is_sorted() else t.sort("_rank")
     events = ordered.select(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq"),
+        _seq(pl.col("_rank")),
         scope.alias("scope"),
         "account", "symbol", "kind",
         pl.col("trade_date").alias("date"),
@@ -161,8 +163,35 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         else:
             problems.append(RowError.at(row["source"], f"transfer out of {plain(quantity)} {row['symbol']} from {row['account']} has no matching transfer in: its lots left the accounts taxlens knows (not a sale)"))
     if settings.crypto_universal:
-        events = _allocate_pool(events)
+        events = _allocate_pool(events.with_columns(
+            pl.when(pl.col("date") >= UNIVERSAL_UNTIL).then(pl.col("seq") + _LATER).otherwise(pl.col("seq")).alias("seq")
+        ))
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
+
+
+#: ``seq`` is 2 × (rank + 1), the rank being the trade's place in the event order of *all* the
+#: stored trades: unique and in event order, but sparse, so that booking the trades in chunks
+#: of symbols (api.py) gives each event the very seq the whole book would. The odd number after
+#: each is left for a transfer in moved behind its transfer out. With pooled crypto, events from
+#: 2025 move up by ``_LATER`` and the pool's hand-out to the accounts takes ``_POOL`` + 2k
+#: between them.
+_LATER, _POOL = 1 << 40, 1 << 39
+
+
+def _seq(rank: pl.Expr) -> pl.Expr:
+    return ((rank.cast(pl.Int64) + 1) * 2).alias("seq")
+
+
+def event_ranks(trades: pl.DataFrame) -> pl.Series:
+    """Each row's place (0, 1, …) in the order events apply in, as ``_event_order``.
+    ``trades`` needs ``trade_date``, ``ts``, ``action`` (or ``kind``) and ``source``."""
+    t = trades if "kind" in trades.columns else trades.with_columns(
+        pl.col("action").replace_strict(_KIND, default=None).alias("kind")
+    )
+    order = _event_order(t).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return pl.Series("_rank", rank)
 
 
 def _event_order(t: pl.DataFrame) -> pl.Series:
@@ -180,7 +209,8 @@ def _event_order(t: pl.DataFrame) -> pl.Series:
         pl.when(pl.col("ts").is_not_null()).then(1).when(pl.col("kind").is_in([ACQUIRE, TRANSFER_IN])).then(0)
         .otherwise(2).alias("_untimed"),
         "ts",
-        pl.col("kind").replace_strict(_FIRST, return_dtype=pl.Int64).alias("_first"),
+        # Rows that are no lot event (dividends, cash) sort among the splits; they are dropped.
+        pl.col("kind").replace_strict(_FIRST, default=1, return_dtype=pl.Int64).alias("_first"),
     )
     by_number = keys.sort(numeric, nulls_last=False)
     tied = by_number.select(pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in numeric).any()).item()
@@ -224,16 +254,10 @@ def _allocate_pool(events: pl.DataFrame) -> pl.DataFrame:
                   "currency": r["currency"], "source": r["source"]}
         moves.append({**common, "scope": r["scope"], "kind": TRANSFER_OUT})
         moves.append({**common, "scope": r["account"], "kind": TRANSFER_IN})
-    added = pl.DataFrame(moves).with_columns(pl.lit(0, dtype=pl.Int64).alias("seq")).select(events.columns).cast(events.schema)  # type: ignore[arg-type]
-    # The allocation happens at the very start of 2025: before every event of that day.
-    merged = pl.concat([
-        events.with_columns(pl.lit(1).alias("_order"), pl.int_range(pl.len()).alias("_k")),
-        added.with_columns(pl.lit(0).alias("_order"), pl.int_range(pl.len()).alias("_k")),
-    ])
-    merged = merged.with_columns((pl.col("date") >= UNIVERSAL_UNTIL).alias("_later")).sort(
-        ["_later", "_order", "_k"]
-    )
-    return merged.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_order", "_k", "_later")
+    # The allocation happens at the very start of 2025: after every earlier event and before
+    # every later one (moved up by _LATER), in (scope, symbol, account) order.
+    added = pl.DataFrame(moves).with_columns((_POOL + 2 * pl.int_range(pl.len(), dtype=pl.Int64)).alias("seq"))
+    return pl.concat([events, added.select(events.columns).cast(events.schema)]).sort("seq")  # type: ignore[arg-type]
 
 
 def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list[RowError]) -> pl.DataFrame:
@@ -298,15 +322,12 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
         return events, unpaired
     keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})
     events = events.join(keyed, on="seq", how="left").with_columns(pl.col("_key").alias("transfer_key")).drop("_key")
-    # A transfer in that arrives before its transfer out waits for it: move it just after
-    # (``_in`` breaks the tie with its transfer out, whose seq it takes as ``_after``).
+    # A transfer in that arrives before its transfer out waits for it: it moves just after,
+    # to the odd seq after its transfer out's, which no other event has.
     paired_in = (pl.col("kind") == TRANSFER_IN) & pl.col("transfer_key").is_not_null()
-    order = events.with_columns(
-        pl.when(paired_in).then(
-            pl.max_horizontal(pl.col("seq"), pl.col("seq").filter(pl.col("kind") == TRANSFER_OUT).first().over("transfer_key"))
-        ).otherwise(pl.col("seq")).alias("_after"),
-        paired_in.alias("_in"),
-    )
-    events = order.sort(["_after", "_in", "seq"]).with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq")).drop("_after", "_in")
+    out_seq = pl.col("seq").filter(pl.col("kind") == TRANSFER_OUT).first().over("transfer_key")
+    events = events.with_columns(
+        pl.when(paired_in & (out_seq > pl.col("seq"))).then(out_seq + 1).otherwise(pl.col("seq")).alias("seq")
+    ).sort("seq")
     return events, unpaired
 
