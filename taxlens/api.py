@@ -15,7 +15,8 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,14 +24,20 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from taxlens.config import Config, load_config
-from taxlens.errors import RowError, TaxlensError
+from taxlens.errors import RowError, StoreError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
-from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, load_selections, settings_from_config
+from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, in_file_order, load_selections, settings_from_config
+from taxlens.lots.chunks import CHUNK_TRADES
+from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
-from taxlens.lots.events import Settings
+from taxlens.lots.events import Settings, event_ranks
 from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
+
+#: DuckDB's memory limit while a book is booked and listed in chunks: its sorts and caches
+#: spill to disk rather than take memory from the booking (its default is 80% of RAM).
+DUCKDB_MEMORY = "1GB"
 
 #: Called as progress(file_index, file_count, path, stage) while ingesting.
 Progress = Callable[[int, int, str, str], None]
@@ -86,8 +93,12 @@ class Book:
         config: Config | str | os.PathLike[str] | None = None,
         *,
         read_only: bool = False,
+        chunk_trades: int | None = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
+        #: A book of more trades than this is booked a chunk of symbols at a time (lots.chunks),
+        #: each chunk stored as it is done, so memory follows the chunk, not the history.
+        self.chunk_trades = chunk_trades if chunk_trades is not None else int(os.environ.get("TAXLENS_CHUNK_TRADES", CHUNK_TRADES))
         self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
         self._saving: _Saving | None = None
         #: Told what long work is under way ("booking 1,000,000 trades"), and None when it is
@@ -223,19 +234,95 @@ class Book:
         files nor the settings changed since; otherwise books again and stores the result
         (unless the book is read-only)."""
         self._saved()
-        settings, chosen = self._settings(method, selections)
-        fingerprint = json.dumps(
-            [BOOK_REVISION, self.store.files_fingerprint(), repr(settings), sorted((chosen or {}).items(), key=str), self.config.timezone],
-            default=str,
-        )
-        key = hashlib.sha256(fingerprint.encode()).hexdigest()
+        key, settings, chosen = self._key(method, selections)
         try:
             return self._book(key, settings, chosen)
         finally:
             self._stage(None)
 
+    def _key(self, method: str | None, selections: str | os.PathLike[str] | None) -> tuple[str, Settings, Selections | None]:
+        """The booking's settings, and the key its stored form is kept under: it changes when
+        the imported files, the settings or taxlens' booking rules change."""
+        settings, chosen = self._settings(method, selections)
+        fingerprint = json.dumps(
+            [BOOK_REVISION, self.store.files_fingerprint(), repr(settings), sorted((chosen or {}).items(), key=str), self.config.timezone],
+            default=str,
+        )
+        return hashlib.sha256(fingerprint.encode()).hexdigest(), settings, chosen
+
+    def _chunked(self) -> bool:
+        """Whether a new booking goes a chunk at a time: more trades than ``chunk_trades``, and
+        somewhere to store the chunks (a read-only book is booked whole, in memory)."""
+        return not self.store.read_only and self.store.trade_count() > self.chunk_trades
+
+    def gains_in_batches(
+        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
+        method: str | None = None,
+    ) -> tuple[list[RowError], list[RowError], Iterator[pl.DataFrame]] | None:
+        """For a book booked in chunks (see ``chunk_trades``): its problems, its errors, and its
+        disposals as ``gains`` gives them, in batches read from the stored booking, so that
+        millions of them are never all in memory. Books and stores it first unless the stored
+        booking is current. None for a smaller book: ``gains`` is then quicker."""
+        self._saved()
+        if not self._chunked():
+            return None
+        key, settings, chosen = self._key(method, None)
+        if self.store.book_key() != key:
+            self._book_in_chunks(key, settings, chosen)
+        flagged = self.store.load_book_problems()
+        def batches() -> Iterator[pl.DataFrame]:
+            with self.store.memory_limit(DUCKDB_MEMORY):
+                yield from self.store.disposal_batches(year=year, account=account, symbol=symbol)
+
+        return [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], batches()
+
+    def _book_in_chunks(self, key: str, settings: Settings, chosen: Selections | None) -> None:
+        """Book the stored trades a chunk of symbols at a time (``lots.chunks``) and store the
+        booking under ``key``: all of it or, on an error, none. Each chunk is stored on a
+        thread while the next is booked."""
+        with self.store.memory_limit(DUCKDB_MEMORY):
+            self._book_chunks(key, settings, chosen)
+
+    def _book_chunks(self, key: str, settings: Settings, chosen: Selections | None) -> None:
+        self._stage("ordering the trades")
+        keys = self.store.booking_keys()
+        ranks = event_ranks(keys, source=self.store.booking_sources)
+        chunks, chunk_of = chunks_plan(keys, settings, self.store.crypto_symbols(), self.chunk_trades)
+        del keys
+        problems: list[RowError] = []
+        errors: list[RowError] = []
+        cursor = self.store.con.cursor()
+        try:
+            with self.store.book_writer(key, con=cursor, parts=True) as writer, ThreadPoolExecutor(1, thread_name_prefix="taxlens-save-chunk") as pool:
+                stored: Future[None] | None = None
+                for number, chunk in enumerate(chunks, 1):
+                    self._stage(
+                        f"booking {chunk.trades:,} trades (part {number} of {len(chunks)})"
+                        + (" and applying the wash-sale rule" if settings.wash.apply else "")
+                    )
+                    trades = self.store.trades_of(chunk.symbols, chunk.fee_ids, TRADE_COLUMNS)
+                    own = ranks.filter(chunk_of == number - 1)
+                    if own.len() != trades.height:  # the plan and the query disagree: a bug
+                        raise StoreError(f"booking part {number}: {trades.height} trades read, {own.len()} planned")
+                    loaded = [trades.with_columns(own)]
+                    del trades
+                    result = book(loaded.pop(), settings, chosen)
+                    problems += result.problems
+                    errors += result.errors
+                    if stored is not None:
+                        stored.result()
+                    stored = pool.submit(writer.add, result.lots, result.disposals, result.washes)
+                    del result
+                if stored is not None:
+                    stored.result()
+                writer.problems = [("problem", p) for p in in_file_order(problems)] + [("error", e) for e in in_file_order(errors)]
+        finally:
+            cursor.close()
+
     def _book(self, key: str, settings: Settings, chosen: Selections | None) -> Booked:
         """booked()'s work: the stored booking under ``key``, or a new one (stored meanwhile)."""
+        if self.store.book_key() != key and self._chunked():
+            self._book_in_chunks(key, settings, chosen)
         if self.store.book_key() == key:
             self._stage("reading the stored booking")
             lots, disposals, washes, flagged = self.store.load_book()
@@ -344,9 +431,10 @@ def open_book(
     config: Config | str | os.PathLike[str] | None = None,
     *,
     read_only: bool = False,
+    chunk_trades: int | None = None,
 ) -> Book:
     """Open (creating and migrating if needed) a taxlens database. See ``Book``."""
-    return Book(db, config, read_only=read_only)
+    return Book(db, config, read_only=read_only, chunk_trades=chunk_trades)
 
 
 def ingest(paths: Iterable[str | Path], db: str | None = None, **options: object) -> IngestReport:

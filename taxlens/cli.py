@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -22,9 +23,9 @@ from rich.status import Status
 from taxlens import __version__
 from taxlens.api import Book, FileResult, IngestReport, select_gains
 from taxlens.api import Progress as IngestProgress
-from taxlens.errors import RowErrors, TaxlensError
+from taxlens.errors import RowError, RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
-from taxlens.lots.book import summary
+from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import wash_summary
 from taxlens.report import forms, listing, render
@@ -315,9 +316,9 @@ METHOD_OPTION = click.option(
 )
 
 
-def _print_problems(result: Booked, err: Console) -> None:
+def _print_problems(problems: list[RowError], err: Console) -> None:
     """Booking problems (booked but flagged) and errors, as FILE:LINE: message on stderr."""
-    for problem in [*result.problems, *result.errors]:
+    for problem in problems:
         err.print(f"{problem}", markup=False)
 
 
@@ -337,20 +338,40 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
     never a zero one, and reported on stderr with its file and line.
     """
     out, err = _console(), _console(stderr=True)
+
+    def shown(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Decimal | int]]:
+        rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
+        return rounded.select(GAINS_COLUMNS).with_columns(
+            pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
+        ), summary(rounded)
+
     # Rendered with the book open: a new booking is being stored meanwhile (Book.close waits).
     with _book(ctx) as book:
-        result = book.booked(method=method)
-        _print_problems(result, err)
-        frame = select_gains(result.disposals, year=year, account=account, symbol=symbol)
-        rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
-        totals = summary(rounded)
-        shown = rounded.select(GAINS_COLUMNS).with_columns(
-            pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
-        )
-        listing.render(shown, fmt, sys.stdout, out)
+        streamed = book.gains_in_batches(year=year, account=account, symbol=symbol, method=method)
+        if streamed is None:
+            result = book.booked(method=method)
+            problems, errors = result.problems, result.errors
+            _print_problems(problems + errors, err)
+            rows, totals = shown(select_gains(result.disposals, year=year, account=account, symbol=symbol))
+            listing.render(rows, fmt, sys.stdout, out)
+        else:
+            # A book of millions of trades: read back from the stored booking a batch at a
+            # time; the CSV is written and the totals added up batch by batch.
+            problems, errors, batches = streamed
+            _print_problems(problems + errors, err)
+            if fmt == "csv":
+                sums = []
+                for i, batch in enumerate(batches):
+                    rows, part = shown(batch)
+                    sums.append(part)
+                    listing.write_csv(rows, sys.stdout, header=i == 0)
+                totals = summed(sums)
+            else:  # a table or JSON document of it is all in memory anyway
+                rows, totals = shown(pl.concat(list(batches)))
+                listing.render(rows, fmt, sys.stdout, out)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)
-    if result.errors:
+    if errors:
         raise click.ClickException("some specific-ID selections could not be honoured (listed above)")
 
 
@@ -407,7 +428,7 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
     out, err = _console(), _console(stderr=True)
     with _book(ctx) as book:  # open while rendering, as in `gains`
         result = book.booked(method=method)
-        _print_problems(result, err)
+        _print_problems(result.problems + result.errors, err)
         washes = result.washes
         frame = select_gains(washes, year=year, account=account, symbol=symbol)
         # The terminal gets the columns that fit; CSV and JSON get all of them.
@@ -540,7 +561,7 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
             if not report.ok:
                 failed = _failure_summary(report)
         a, booked = _build(book, year)
-        _print_problems(booked, err)
+        _print_problems(booked.problems + booked.errors, err)
         render.terminal(a, out)
         folder = Path(out_dir)
         files = {folder / pattern.format(y=a.year): _render(a, fmt) for fmt, pattern in REPORT_FILES.items()}
@@ -565,7 +586,7 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None, f
     """The audit of one year over the database, in one format (see `taxlens audit`)."""
     with _book(ctx) as book:
         a, booked = _build(book, year)
-        _print_problems(booked, _console(stderr=True))
+        _print_problems(booked.problems + booked.errors, _console(stderr=True))
         if fmt == "terminal":
             render.terminal(a, _console())
             return

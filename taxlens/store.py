@@ -7,10 +7,11 @@ kill mid-import leaves the database as it was.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -81,6 +82,33 @@ class Imported(NamedTuple):
     inserted: int  # trades new to the database
     elsewhere: int = 0  # rows left out because another file brought their broker trade id
     elsewhere_line: int | None = None  # the first of those
+
+
+class BookWriter:
+    """Adds a booking's parts inside ``Store.book_writer``; ``problems`` are stored at its end."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+        self.con = con
+        self.prefix = prefix  # "_next_" while a booking in parts fills tables of its own
+        self.lots = self.disposals = 0
+        self.problems: list[tuple[str, RowError]] = []
+
+    def add(self, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame) -> None:
+        """Append lots, disposals and washes (each in seq order within itself). In parts,
+        each part is a transaction of its own: DuckDB keeps what a transaction adds in memory
+        until it commits."""
+        if self.prefix:
+            self.con.execute("BEGIN TRANSACTION")
+        for table, frame in (("lots", lots), ("disposals", disposals), ("washes", washes)):
+            # As Arrow string views, polars' own layout: registering the frame itself copies
+            # every text into a plain Arrow string first (a tenth of the insert).
+            self.con.register("incoming", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
+            self.con.execute(f"INSERT INTO {self.prefix}{table} BY NAME SELECT * FROM incoming")
+            self.con.unregister("incoming")
+        if self.prefix:
+            self.con.execute("COMMIT")
+        self.lots += lots.height
+        self.disposals += disposals.height
 
 
 class Store:
@@ -362,10 +390,93 @@ class Store:
             params.append(year)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._frame(
-            f"SELECT {', '.join(columns) if columns else '*'} FROM trade_list {clause} "
-            "ORDER BY trade_date, ts NULLS FIRST, source, trade_id",
+            f"SELECT {', '.join(columns) if columns else '*'} FROM trade_list {clause} {self.TRADE_ORDER}",
             params,
         )
+
+    #: The order of ``trades()``: every query that hands booking its trades keeps it.
+    TRADE_ORDER = "ORDER BY trade_date, ts NULLS FIRST, source, trade_id"
+
+    def trade_count(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM trades").fetchall()[0][0])
+
+    #: The order booking reads trades in, a chunk at a time: cheaper than ``trades()``' (no
+    #: text to build and sort), and the same where it matters: rows ``trades()`` orders by
+    #: ``source`` as well are put in order by ``events.event_ranks``, down to trades of one
+    #: line, which both orders take by ``trade_id``.
+    BOOK_ORDER = "ORDER BY trade_date, ts NULLS FIRST, trade_id"
+
+    @contextlib.contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """DuckDB's memory limit lowered to ``limit`` meanwhile ("1GB"): its sorts spill to
+        disk rather than take memory the booking needs (the default is 80% of RAM)."""
+        before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        self.con.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = '{before}'")
+
+    def booking_keys(self) -> pl.DataFrame:
+        """What planning a booking in chunks needs of every stored trade, in ``BOOK_ORDER``:
+        ``trade_date``, ``ts``, ``action``, ``symbol``, ``account``, and a sale fee's
+        ``trade_id`` (as ``trade_list`` shows it) as ``fee_id``."""
+        return self._frame(
+            "SELECT trade_date, ts, action, symbol, account, "
+            f"CASE WHEN action = 'sale_fee' THEN printf('%032x', trade_id) END AS fee_id FROM trades {self.BOOK_ORDER}"
+        )
+
+    def booking_sources(self) -> pl.Series:
+        """Every stored trade's ``source`` (path:line), in ``BOOK_ORDER``."""
+        return self._frame(
+            "SELECT f.path || ':' || t.line AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 "
+            "ORDER BY t.trade_date, t.ts NULLS FIRST, t.trade_id"
+        ).get_column("source")
+
+    def trades_of(self, symbols: Sequence[str], fee_ids: Sequence[str], columns: Sequence[str]) -> pl.DataFrame:
+        """``columns`` of the stored trades of ``symbols`` (their sale fees aside) and of the
+        sale fees ``fee_ids``, in ``BOOK_ORDER``: one chunk of a booking."""
+        self.con.register("_chunk_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}).to_arrow())
+        self.con.register("_chunk_fees", pl.DataFrame({"fee_id": list(fee_ids)}, schema={"fee_id": pl.String}).to_arrow())
+        try:
+            return self._frame(
+                f"SELECT {', '.join(columns)} FROM trade_list "
+                "WHERE (action <> 'sale_fee' AND symbol IN (SELECT symbol FROM _chunk_symbols)) "
+                "OR (action = 'sale_fee' AND trade_id IN (SELECT fee_id FROM _chunk_fees)) "
+                f"{self.BOOK_ORDER}"
+            )
+        finally:
+            self.con.unregister("_chunk_symbols")
+            self.con.unregister("_chunk_fees")
+
+    def disposal_batches(
+        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None, rows: int = 250_000,
+    ) -> Iterator[pl.DataFrame]:
+        """The stored disposals in (sale seq, slice) order, filtered as ``api.select_gains``,
+        ``rows`` at a time: a listing of millions of disposals without holding them all."""
+        where: list[str] = ["TRUE"]
+        params: list[object] = []
+        for column, value in (("account", account), ("symbol", symbol)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if year is not None:
+            where.append("year(disposed) = ?")
+            params.append(year)
+        cursor = self.con.cursor()
+        try:
+            reader = cursor.sql(
+                f"SELECT * FROM disposals WHERE {' AND '.join(where)} ORDER BY seq, rowid", params=params
+            ).to_arrow_reader(rows)
+            assert reader is not None  # a SELECT always has a result
+            empty = True
+            for batch in reader:
+                empty = False
+                yield pl.DataFrame(pl.from_arrow(batch))
+            if empty:  # one batch at least: the listing's header comes from its columns
+                yield pl.DataFrame(pl.from_arrow(reader.schema.empty_table()))
+        finally:
+            cursor.close()
 
     def accounts(self, config: Config) -> pl.DataFrame:
         """Every account seen in the data, plus any configured but not yet seen, with its type,
@@ -441,41 +552,96 @@ class Store:
     ) -> None:
         """Replace the stored lots, disposals, washes and problems with a new booking, in one
         transaction, on ``con`` (the store's connection, or a cursor of it)."""
+        with self.book_writer(key, con=con) as writer:
+            writer.add(lots, disposals, washes)
+            writer.problems = problems
+
+    #: The tables a booking fills (``book_problems`` and ``book_state`` besides).
+    BOOK_TABLES = ("lots", "disposals", "washes")
+
+    @contextlib.contextmanager
+    def book_writer(self, key: str, *, con: duckdb.DuckDBPyConnection | None = None, parts: bool = False) -> Iterator[BookWriter]:
+        """A new booking stored part by part (``BookWriter.add``) on ``con``: it replaces the
+        stored one when the block ends, or leaves it untouched on an error (or a crash).
+
+        One transaction holds it all; or, with ``parts``, each part is committed on its own
+        into ``_next_`` copies of the booking tables (same columns and constraints), which
+        take the stored tables' place in one last transaction. (DuckDB holds what a
+        transaction adds in memory until it commits: 0.5 GB per million trades.) What a failed
+        booking in parts leaves over is dropped by the next one."""
         con = self.con if con is None else con
-        con.execute("BEGIN TRANSACTION")
+        if not parts:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in ("book_state", *self.BOOK_TABLES, "book_problems"):
+                    con.execute(f"DELETE FROM {table}")
+                writer = BookWriter(con)
+                yield writer
+                self._finish_book(con, key, writer)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return
+        self._drop_next(con)
         try:
-            for table in ("book_state", "lots", "disposals", "washes", "book_problems"):
-                con.execute(f"DELETE FROM {table}")
-            for table, frame in (("lots", lots), ("disposals", disposals), ("washes", washes)):
-                # As Arrow string views, polars' own layout: registering the frame itself
-                # copies every text into a plain Arrow string first (a tenth of the insert).
-                con.register("incoming", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-                con.unregister("incoming")
-            if problems:
-                con.executemany(
-                    "INSERT INTO book_problems VALUES (?, ?, ?, ?)",
-                    [[kind, p.path, p.line, p.message] for kind, p in problems],
-                )
-            con.execute(
-                "INSERT INTO book_state VALUES (?, ?, ?, ?)",
-                [key, dt.datetime.now(dt.UTC), lots.height, disposals.height],
-            )
-            con.execute("COMMIT")
+            for table in self.BOOK_TABLES:
+                sql = con.execute(
+                    "SELECT sql FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'", [table]
+                ).fetchall()[0][0]
+                con.execute(re.sub(rf"^CREATE TABLE {table}\(", f"CREATE TABLE _next_{table}(", sql))
+            writer = BookWriter(con, prefix="_next_")
+            yield writer
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in self.BOOK_TABLES:
+                    con.execute(f"DROP TABLE {table}")
+                    con.execute(f"ALTER TABLE _next_{table} RENAME TO {table}")
+                self._finish_book(con, key, writer)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         except BaseException:
-            con.execute("ROLLBACK")
+            self._drop_next(con)
             raise
+
+    def _drop_next(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in self.BOOK_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS _next_{table}")
+
+    def _finish_book(self, con: duckdb.DuckDBPyConnection, key: str, writer: BookWriter) -> None:
+        """Inside the booking's last transaction: its problems, and the key it is stored under."""
+        for table in ("book_state", "book_problems"):
+            con.execute(f"DELETE FROM {table}")
+        if writer.problems:
+            con.executemany(
+                "INSERT INTO book_problems VALUES (?, ?, ?, ?)",
+                [[kind, p.path, p.line, p.message] for kind, p in writer.problems],
+            )
+        con.execute(
+            "INSERT INTO book_state VALUES (?, ?, ?, ?)",
+            [key, dt.datetime.now(dt.UTC), writer.lots, writer.disposals],
+        )
 
     def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[str, RowError]]]:
         """The stored lots (by seq), disposals (by sale, then slice), washes and problems."""
         lots, disposals, washes = (self._in_seq_order(table) for table in ("lots", "disposals", "washes"))
-        problems = [
+        return lots, disposals, washes, self.load_book_problems()
+
+    def load_book_problems(self) -> list[tuple[str, RowError]]:
+        """The stored booking's problems and errors, as (kind, error), in the order found."""
+        return [
             (kind, RowError(path, line, message))
             for kind, path, line, message in self.con.execute(
                 "SELECT kind, path, line, message FROM book_problems ORDER BY rowid"
             ).fetchall()
         ]
-        return lots, disposals, washes, problems
+
+    def crypto_symbols(self) -> frozenset[str]:
+        """The symbols stored trades call digital assets (as ``lots.book.crypto_symbols``)."""
+        rows = self.con.execute("SELECT DISTINCT symbol FROM trades WHERE asset_class = 'crypto'").fetchall()
+        return frozenset(r[0] for r in rows)
 
     def _in_seq_order(self, table: str) -> pl.DataFrame:
         """A booking table's rows in (seq, rowid) order. save_book inserts them in that order

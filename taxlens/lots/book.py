@@ -101,7 +101,14 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     problems, errors = problems + slow.problems, slow.errors
     del quick, slow, parts  # copied into lots and disposals: freed before the wash pass
     washed = apply_wash_sales(lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule)
-    return Booked(washed.lots, washed.disposals, problems + washed.problems, errors, washed.washes)
+    return Booked(washed.lots, washed.disposals, in_file_order(problems + washed.problems), in_file_order(errors), washed.washes)
+
+
+def in_file_order(problems: list[RowError]) -> list[RowError]:
+    """``problems`` by file and line (a stable sort: one line's problems keep their order).
+    One order whichever symbols were booked together: a line's problems all come from one
+    trade, so from one chunk of a book booked in chunks."""
+    return sorted(problems, key=lambda p: (p.path, p.line))
 
 
 def crypto_symbols(trades: pl.DataFrame) -> frozenset[str]:
@@ -160,6 +167,12 @@ def summary(disposals: pl.DataFrame) -> dict[str, Decimal | int]:
         "unknown_basis": unknown.height,
         "unknown_basis_proceeds": total(unknown, pl.col("proceeds")),
     }
+
+
+def summed(parts: list[dict[str, Decimal | int]]) -> dict[str, Decimal | int]:
+    """The ``summary`` of several disposal frames together, from each one's ``summary``."""
+    empty = summary(pl.DataFrame(schema=DISPOSAL_SCHEMA))
+    return {name: sum((part[name] for part in parts), start=zero) for name, zero in empty.items()}
 
 
 __all__ = ["TRADE_COLUMNS", "Booked", "RowError", "book", "load_selections", "settings_from_config", "summary"]

@@ -21,6 +21,7 @@ invents a shortfall.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -182,19 +183,20 @@ def _seq(rank: pl.Expr) -> pl.Expr:
     return ((rank.cast(pl.Int64) + 1) * 2).alias("seq")
 
 
-def event_ranks(trades: pl.DataFrame) -> pl.Series:
+def event_ranks(trades: pl.DataFrame, source: Callable[[], pl.Series] | None = None) -> pl.Series:
     """Each row's place (0, 1, …) in the order events apply in, as ``_event_order``.
-    ``trades`` needs ``trade_date``, ``ts``, ``action`` (or ``kind``) and ``source``."""
+    ``trades`` needs ``trade_date``, ``ts`` and ``action`` (or ``kind``), and ``source`` unless
+    ``source()`` gives that column (it is read only when the other keys tie)."""
     t = trades if "kind" in trades.columns else trades.with_columns(
         pl.col("action").replace_strict(_KIND, default=None).alias("kind")
     )
-    order = _event_order(t).to_numpy()
+    order = _event_order(t, source or (lambda: t.get_column("source"))).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     return pl.Series("_rank", rank)
 
 
-def _event_order(t: pl.DataFrame) -> pl.Series:
+def _event_order(t: pl.DataFrame, source: Callable[[], pl.Series]) -> pl.Series:
     """The row order events apply in: (tax date, untimed rank, instant, acquisitions first,
     source file, source line). Returns row numbers of ``t`` (which has ``kind``).
 
@@ -212,14 +214,16 @@ def _event_order(t: pl.DataFrame) -> pl.Series:
         # Rows that are no lot event (dividends, cash) sort among the splits; they are dropped.
         pl.col("kind").replace_strict(_FIRST, default=1, return_dtype=pl.Int64).alias("_first"),
     )
-    by_number = keys.sort(numeric, nulls_last=False)
+    # Stable sorts: rows equal in every key (one line's trades) keep the stored order.
+    by_number = keys.sort(numeric, nulls_last=False, maintain_order=True)
     tied = by_number.select(pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in numeric).any()).item()
     if not tied:
         return by_number.get_column("_row")
+    text = source()
     return keys.with_columns(
-        t.get_column("source").str.replace(r":\d+$", "").alias("_file"),
-        t.get_column("source").str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
-    ).sort([*numeric, "_file", "_line"], nulls_last=False).get_column("_row")
+        text.str.replace(r":\d+$", "").alias("_file"),
+        text.str.extract(r":(\d+)$").cast(pl.Int64).alias("_line"),
+    ).sort([*numeric, "_file", "_line"], nulls_last=False, maintain_order=True).get_column("_row")
 
 
 def _allocate_pool(events: pl.DataFrame) -> pl.DataFrame:

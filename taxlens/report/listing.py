@@ -89,11 +89,12 @@ def neutralise(value: object) -> object:
 CSV_BATCH = 250_000
 
 
-def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
+def write_csv(frame: pl.DataFrame, out: TextIO, *, header: bool = True) -> None:
     """CSV of ``frame`` in ``as_text``'s forms (vectorised: a million rows take under a second),
     written a batch of rows at a time; text that a spreadsheet would take for a formula is
     neutralised (``neutralise``). Only text columns can hold one: the other types are written in
-    fixed forms (numbers, dates, yes/no) that ``neutralise`` leaves alone."""
+    fixed forms (numbers, dates, yes/no) that ``neutralise`` leaves alone. Without ``header``,
+    only the rows: a listing written a part at a time."""
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     raw = _byte_stream(out)
     if raw is not None:
@@ -104,14 +105,14 @@ def write_csv(frame: pl.DataFrame, out: TextIO) -> None:
             # Straight to the bytes: making a str of the CSV and encoding it again takes
             # longer than polars takes to write it.
             try:
-                text.write_csv(raw, include_header=at == 0, null_value="", line_terminator="\n", quote_style="necessary")
+                text.write_csv(raw, include_header=header and at == 0, null_value="", line_terminator="\n", quote_style="necessary")
             except OSError as exc:
                 known = _with_errno(exc)
                 if known is exc:
                     raise
                 raise known from exc
         else:
-            out.write(text.write_csv(include_header=at == 0, null_value="", line_terminator="\n", quote_style="necessary"))
+            out.write(text.write_csv(include_header=header and at == 0, null_value="", line_terminator="\n", quote_style="necessary"))
 
 
 def _neutralised(text: pl.DataFrame, columns: list[str]) -> pl.DataFrame:

@@ -1,0 +1,120 @@
+"""Which trades to book together, so that a long history is booked a chunk at a time.
+
+Booking holds every trade, lot and disposal of what it books in memory, about 1.4 GB per
+million trades at its peak. Most of booking never looks beyond one symbol, so a book can be
+split into chunks of symbols and each chunk booked on its own, with the same result. Only
+three rules cross symbols, and their symbols stay in one chunk:
+
+- wash-sale groups: substantially identical symbols named together in taxlens.toml;
+- a day's ``sale_fee``, spread over that day's sales in the account, of every symbol;
+- pooled ("universal") crypto, handed out to the accounts in one order on 2025-01-01.
+
+The order of events across chunks comes from one pass over all the trades first
+(``events.event_ranks``): each event's ``seq`` is the one the whole book would give it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from taxlens.lots.events import Settings
+
+#: Trades per chunk: booking a million trades peaks at about 1.5 GB (2.4 GB with wash sales).
+CHUNK_TRADES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk: its symbols (every trade of them but sale fees) and its sale fees (by the
+    ``trade_list`` view's ``trade_id``), and how many trades that is."""
+
+    symbols: tuple[str, ...]
+    fee_ids: tuple[str, ...]
+    trades: int
+
+
+def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target: int = CHUNK_TRADES) -> tuple[list[Chunk], pl.Series]:
+    """Split the trades into chunks of about ``target`` trades (a chunk that must hold more,
+    holds more). ``keys`` has a row per stored trade: ``symbol``, ``account``, ``trade_date``,
+    ``action`` and ``fee_id`` (the ``trade_id`` of a sale fee, else null); ``crypto`` is the
+    crypto symbols. Returns the chunks and each row's chunk number (UInt32).
+
+    Symbols that must be booked together (wash-sale groups, a sale fee's day, pooled crypto)
+    form one component; components are packed into chunks in order of their first symbol."""
+    parent: dict[object, object] = {}
+
+    def find(x: object) -> object:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # type: ignore[index]
+            x = parent[x]
+        return x
+
+    def union(a: object, b: object) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb, key=repr)] = min(ra, rb, key=repr)
+
+    counts = keys.filter(pl.col("fee_id").is_null()).group_by("symbol").len().sort("symbol")
+    present = set(counts.get_column("symbol").to_list())
+    for symbol in present:
+        find(symbol)
+    groups: dict[str, list[str]] = {}
+    for symbol, name in settings.wash.groups:
+        if symbol in present:
+            groups.setdefault(name, []).append(symbol)
+    pooled = sorted(crypto & present) if settings.crypto_universal else []
+    for members in [*groups.values(), pooled]:
+        for other in members[1:]:
+            union(members[0], other)
+
+    fees = keys.filter(pl.col("fee_id").is_not_null())
+    fee_days = fees.select("account", "trade_date").unique()
+    sold = keys.filter(pl.col("action").is_in(["sell", "fee"])).select("account", "trade_date", "symbol").unique()
+    for account, day, symbol in fee_days.join(sold, on=["account", "trade_date"]).sort(pl.all()).iter_rows():
+        union(("fee", account, day), symbol)
+
+    sizes: dict[object, int] = {}
+    for symbol, n in counts.iter_rows():
+        root = find(symbol)
+        sizes[root] = sizes.get(root, 0) + n
+    for account, day in fees.select("account", "trade_date").iter_rows():
+        root = find(("fee", account, day))
+        sizes[root] = sizes.get(root, 0) + 1
+    number: dict[object, int] = {}
+    filled: list[int] = []
+    for root in sorted(sizes, key=repr):  # symbols (str) before fee days (tuple): a fixed order
+        if not filled or (filled[-1] and filled[-1] + sizes[root] > target):
+            filled.append(0)
+        number[root] = len(filled) - 1
+        filled[-1] += sizes[root]
+
+    chunk_of_symbol = {symbol: number[find(symbol)] for symbol in present}
+    fee_chunks = fees.select(
+        "fee_id",
+        pl.struct("account", "trade_date").map_elements(
+            lambda day: number[find(("fee", day["account"], day["trade_date"]))], return_dtype=pl.UInt32
+        ).alias("_chunk"),
+    ) if fees.height else pl.DataFrame(schema={"fee_id": pl.String, "_chunk": pl.UInt32})
+    rows = keys.select(
+        pl.when(pl.col("fee_id").is_null())
+        .then(pl.col("symbol").replace_strict(chunk_of_symbol, default=None, return_dtype=pl.UInt32))
+        .alias("_chunk"),
+        "fee_id",
+    )
+    if fees.height:
+        rows = rows.join(fee_chunks.rename({"_chunk": "_fee_chunk"}), on="fee_id", how="left", maintain_order="left").select(
+            pl.coalesce("_chunk", "_fee_chunk").alias("_chunk")
+        )
+    chunk = rows.get_column("_chunk")
+    chunks = [
+        Chunk(
+            symbols=tuple(sorted(s for s, k in chunk_of_symbol.items() if k == i)),
+            fee_ids=tuple(fee_chunks.filter(pl.col("_chunk") == i).get_column("fee_id").to_list()),
+            trades=n,
+        )
+        for i, n in enumerate(filled)
+    ]
+    return chunks, chunk

@@ -1,0 +1,182 @@
+"""Booking in chunks of symbols (lots/chunks.py, Book.chunk_trades): the same book as booking
+everything at once, row for row, whatever the chunk size; and the symbols that must be booked
+together (wash-sale groups, a day's sale fee, pooled crypto) are."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import taxlens
+from taxlens.lots.chunks import plan
+from taxlens.lots.events import Settings
+from taxlens.lots.wash import WashSettings
+from tests.conftest import write
+
+HEADER = "date,account,symbol,side,quantity,price,fee,currency,asset_class,trade_id,lot_id\n"
+
+CONFIG: dict[str, Any] = {
+    "accounts": {"IRA": {"type": "roth_ira"}},
+    "wash_sales": {"groups": {"sp500": ["SPY", "IVV"]}},
+    "lots": {"crypto_scope": "universal"},
+}
+
+#: A household's year: SPY and IVV grouped for wash sales; BTC and ETH pooled before 2025;
+#: a VTI split and a transfer between accounts; a sale with no lots behind it (a shortfall);
+#: a short sale (unsupported); and on Alpaca, a day's fee over QQQ's and AAPL's sales.
+TRADES = HEADER + """\
+2024-03-01,Alpaca,SPY,buy,10,500,1,USD,etf,B1,
+2024-03-01,IBKR,IVV,buy,5,505,0,USD,etf,B2,
+2024-06-03,Alpaca,SPY,sell,10,450,1,USD,etf,S1,
+2024-06-20,IRA,IVV,buy,3,455,0,USD,etf,B3,
+2024-07-01,IBKR,VTI,buy,8,250,0,USD,etf,B4,
+2024-08-01,IBKR,VTI,split_in,8,0,0,USD,etf,SP1,
+2024-09-02,IBKR,VTI,transfer_out,16,0,0,USD,etf,T1,
+2024-09-03,Alpaca,VTI,transfer_in,16,0,0,USD,etf,T2,
+2024-10-01,Alpaca,VTI,sell,4,130,0,USD,etf,S2,
+2024-02-01,Coinbase,BTC,buy,0.5,40000,5,USD,crypto,C1,
+2024-02-02,Kraken,BTC,buy,0.25,42000,5,USD,crypto,C2,
+2024-11-05,Kraken,BTC,sell,0.6,60000,5,USD,crypto,C3,
+2024-04-04,Coinbase,ETH,buy,2,3000,1,USD,crypto,E1,
+2025-02-02,Coinbase,BTC,sell,0.1,90000,5,USD,crypto,C4,
+2025-02-03,Coinbase,ETH,sell,1,2500,1,USD,crypto,E2,
+2025-03-03,IBKR,NVDA,sell,2,100,0,USD,equity,N1,
+2025-03-04,IBKR,TSLA,sell_short,1,200,0,USD,equity,X1,
+"""
+
+
+def fill(when: str, symbol: str, side: str, qty: str, price: str, n: int) -> dict[str, str]:
+    return {"id": f"{when[:10].replace('-', '')}0000000{n:02d}::f{n}", "activity_type": "FILL", "transaction_time": when,
+            "type": "fill", "price": price, "qty": qty, "side": side, "symbol": symbol, "order_id": f"o{n}"}
+
+
+ALPACA = [
+    fill("2025-01-02T15:00:00Z", "QQQ", "buy", "10", "500", 1),
+    fill("2025-01-02T15:01:00Z", "AAPL", "buy", "10", "200", 2),
+    fill("2025-03-03T15:00:00Z", "QQQ", "sell", "4", "480", 3),
+    fill("2025-03-03T16:00:00Z", "AAPL", "sell", "5", "210", 4),
+    {"id": "20250303170000000::fee5", "activity_type": "FEE", "date": "2025-03-03", "net_amount": "-0.07",
+     "description": "REG/TAF fee", "status": "executed"},
+    {"id": "20250305170000000::fee6", "activity_type": "FEE", "date": "2025-03-05", "net_amount": "-0.02",
+     "description": "REG/TAF fee", "status": "executed"},
+]
+
+
+def booked(paths: list[Path], config: dict[str, Any], chunk_trades: int, **options: Any) -> taxlens.lots.engine.Booked:
+    with taxlens.open_book(":memory:", taxlens.Config.model_validate(config), chunk_trades=chunk_trades) as book:
+        book.ingest(paths)
+        return book.booked(**options)
+
+
+def assert_same_book(whole: Any, chunked: Any) -> None:
+    assert_frame_equal(whole.lots, chunked.lots)
+    assert_frame_equal(whole.disposals, chunked.disposals)
+    assert_frame_equal(whole.washes, chunked.washes)
+    assert [str(p) for p in whole.problems] == [str(p) for p in chunked.problems]
+    assert [str(e) for e in whole.errors] == [str(e) for e in chunked.errors]
+
+
+@pytest.mark.parametrize("chunk_trades", [1, 2, 5])
+@pytest.mark.parametrize("method", ["fifo", "hifo"])
+def test_a_household_booked_in_chunks_is_the_whole_book(tmp_path: Path, chunk_trades: int, method: str) -> None:
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    whole = booked(paths, CONFIG, 10**9, method=method)
+    chunked = booked(paths, CONFIG, chunk_trades, method=method)
+    assert whole.washes.height and whole.problems  # the history exercises both
+    assert any("has no sale that day" in p.message for p in whole.problems)
+    assert_same_book(whole, chunked)
+
+
+def test_the_plan_keeps_together_what_crosses_symbols() -> None:
+    # symbol  account  day    trades  bound to
+    # SPY     A        03-03  3       IVV (wash group)
+    # IVV     B        03-03  1       SPY
+    # QQQ     A        03-04  2       AAPL: both sold on A's fee day 03-04
+    # AAPL    A        03-04  2       QQQ
+    # BTC     C        03-03  2       ETH (pooled crypto)
+    # ETH     C        03-03  1       BTC
+    # VTI     B        03-04  4       -
+    # (fee)   A        03-04  1       QQQ, AAPL
+    a, b = dt.date(2025, 3, 3), dt.date(2025, 3, 4)
+    rows = [("SPY", "A", a, "buy")] * 2 + [("SPY", "A", a, "sell"), ("IVV", "B", a, "buy")]
+    rows += [("QQQ", "A", b, "buy"), ("QQQ", "A", b, "sell"), ("AAPL", "A", b, "buy"), ("AAPL", "A", b, "sell")]
+    rows += [("BTC", "C", a, "buy"), ("BTC", "C", a, "sell"), ("ETH", "C", a, "buy")]
+    rows += [("VTI", "B", b, "buy")] * 4 + [("USD", "A", b, "sale_fee")]
+    keys = pl.DataFrame(
+        {"symbol": [r[0] for r in rows], "account": [r[1] for r in rows], "trade_date": [r[2] for r in rows],
+         "action": [r[3] for r in rows], "fee_id": [None] * (len(rows) - 1) + ["F1"]},
+        schema={"symbol": pl.String, "account": pl.String, "trade_date": pl.Date, "action": pl.String, "fee_id": pl.String},
+    )
+    rules = Settings(crypto_universal=True, wash=WashSettings(groups=(("IVV", "sp500"), ("SPY", "sp500"))))
+    chunks, chunk_of = plan(keys, rules, frozenset({"BTC", "ETH"}), target=4)
+    # Components in order of their first symbol, packed up to 4 trades a chunk (one of 5
+    # stays whole).
+    assert [(c.symbols, c.fee_ids, c.trades) for c in chunks] == [
+        (("AAPL", "QQQ"), ("F1",), 5),
+        (("BTC", "ETH"), (), 3),
+        (("IVV", "SPY"), (), 4),
+        (("VTI",), (), 4),
+    ]
+    assert chunk_of.to_list() == [2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1, 3, 3, 3, 3, 0]
+    # Without pooled crypto, BTC and ETH part; a larger target packs small components together.
+    chunks, _ = plan(keys, Settings(wash=rules.wash), frozenset({"BTC", "ETH"}), target=8)
+    assert [(c.symbols, c.trades) for c in chunks] == [(("AAPL", "BTC", "ETH", "QQQ"), 8), (("IVV", "SPY", "VTI"), 8)]
+
+
+SYMBOLS = ["SPY", "IVV", "VTI", "BTC"]
+ACCOUNTS = ["Alpaca", "IBKR", "IRA"]
+
+TRADE = st.tuples(
+    st.integers(min_value=0, max_value=500),  # day from 2024-01-01
+    st.sampled_from(ACCOUNTS),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(["buy", "buy", "sell"]),
+    st.integers(min_value=1, max_value=40),  # quantity
+    st.integers(min_value=50, max_value=150),  # price
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(TRADE, min_size=1, max_size=40), st.integers(min_value=1, max_value=12), st.sampled_from(["fifo", "lifo", "taxmin"]))
+def test_any_history_booked_in_chunks_is_the_whole_book(
+    tmp_path: Path, trades: list[tuple[int, str, str, str, int, int]], chunk_trades: int, method: str,
+) -> None:
+    """Random households, some sales larger than the lots held: same lots, disposals, washes
+    and problems in chunks of any size as booked at once."""
+    text = HEADER + "".join(
+        f"{dt.date(2024, 1, 1) + dt.timedelta(days=day)},{account},{symbol},{side},{qty},{price},0,USD,"
+        f"{'crypto' if symbol == 'BTC' else 'etf'},T{i},\n"
+        for i, (day, account, symbol, side, qty, price) in enumerate(trades)
+    )
+    path = write(tmp_path, "random.csv", text)
+    whole = booked([path], CONFIG, 10**9, method=method)
+    assert_same_book(whole, booked([path], CONFIG, chunk_trades, method=method))
+
+
+def test_gains_lists_a_book_in_chunks_as_it_lists_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The CLI reads a book booked in chunks back from the database a batch at a time: the
+    same CSV, JSON and totals line as from a book held whole."""
+    write(tmp_path, "trades.csv", TRADES)
+    write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
+    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
+    assert run("ingest", "-q", "trades.csv", "activities.json").exit_code == 0
+    for args in (["--format", "csv"], ["--format", "csv", "--year", "2025"], ["--format", "json", "--account", "Alpaca"],
+                 ["--format", "csv", "--symbol", "NONE"]):
+        monkeypatch.delenv("TAXLENS_CHUNK_TRADES", raising=False)
+        whole = run("--db", "whole.duckdb", "ingest", "-q", "trades.csv", "activities.json")
+        whole = run("--db", "whole.duckdb", "gains", *args)
+        monkeypatch.setenv("TAXLENS_CHUNK_TRADES", "3")
+        run("--db", "chunked.duckdb", "ingest", "-q", "trades.csv", "activities.json")
+        chunked = run("--db", "chunked.duckdb", "gains", *args)
+        assert chunked.exit_code == whole.exit_code == 0
+        assert chunked.stdout == whole.stdout
+        assert chunked.stderr == whole.stderr
+        assert "lot slices sold" in whole.stderr
