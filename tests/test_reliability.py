@@ -89,6 +89,59 @@ def test_a_killed_rebooking_leaves_the_derived_tables_whole(tmp_path: Path) -> N
     assert run_cli("--db", str(db), "gains", "--format", "csv", cwd=tmp_path).returncode == 0
 
 
+def test_a_killed_rebooking_in_parts_leaves_the_previous_booking(tmp_path: Path) -> None:
+    """Booked in chunks, each part is committed into tables of its own: a kill midway leaves
+    the previous booking as it was (and leftovers the next booking drops)."""
+    db = tmp_path / "t.duckdb"
+    trades = big_csv(tmp_path / "t.csv", 40_000)
+    trades.write_text(trades.read_text().replace(",buy,", ",sell,", 1))
+    assert run_cli("--db", str(db), "ingest", "-q", str(trades), cwd=tmp_path).returncode == 0
+    assert run_cli("--db", str(db), "gains", "--format", "csv", cwd=tmp_path).returncode == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.execute("SELECT key, lots, disposals FROM book_state").fetchall()
+    os.environ["TAXLENS_CHUNK_TRADES"] = "4000"
+    try:
+        _kill_while_writing(["--db", str(db), "gains", "--method", "lifo", "--format", "csv"], db, tmp_path)
+        with duckdb.connect(str(db), read_only=True) as con:
+            state = con.execute("SELECT key, lots, disposals FROM book_state").fetchall()
+            lots = con.execute("SELECT count(*) FROM lots").fetchall()[0][0]
+        assert state == before or state[0][0] != before[0][0]  # the previous booking, or the whole new one
+        assert state[0][1] == lots
+        result = run_cli("--db", str(db), "gains", "--method", "lifo", "--format", "csv", cwd=tmp_path)
+    finally:
+        del os.environ["TAXLENS_CHUNK_TRADES"]
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_next_%'").fetchall() == [(0,)]
+
+
+def test_a_rebooking_in_parts_that_fails_leaves_the_previous_booking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import taxlens.api
+
+    write(tmp_path, "t.csv", HEADER + "".join(
+        f"2025-01-0{1 + i % 5},Alpaca,S{i % 4},{'buy' if i < 8 else 'sell'},1,{100 + i},0,USD,equity,T{i},\n" for i in range(12)
+    ))
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config(), chunk_trades=3) as book:
+        book.ingest([tmp_path / "t.csv"])
+        fifo, key = book.gains(), book.store.book_key()
+        calls = []
+        real = taxlens.api.book
+
+        def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            if len(calls) == 3:
+                raise MemoryError("out of memory in the third part")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(taxlens.api, "book", failing)
+        with pytest.raises(MemoryError):
+            book.gains(method="lifo")
+        monkeypatch.setattr(taxlens.api, "book", real)
+        assert book.store.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_next_%'").fetchall() == [(0,)]
+        assert book.store.book_key() == key and book.gains().equals(fifo)
+        assert not book.gains(method="lifo").equals(fifo)
+
+
 # -- concurrency -----------------------------------------------------------------------------------
 
 
