@@ -255,14 +255,14 @@ class Book:
         somewhere to store the chunks (a read-only book is booked whole, in memory)."""
         return not self.store.read_only and self.store.trade_count() > self.chunk_trades
 
-    def gains_in_batches(
-        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
-        method: str | None = None,
+    def in_batches(
+        self, table: str, *, method: str | None = None, **filters: object,
     ) -> tuple[list[RowError], list[RowError], Iterator[pl.DataFrame]] | None:
-        """For a book booked in chunks (see ``chunk_trades``): its problems, its errors, and its
-        disposals as ``gains`` gives them, in batches read from the stored booking, so that
-        millions of them are never all in memory. Books and stores it first unless the stored
-        booking is current. None for a smaller book: ``gains`` is then quicker."""
+        """For a book booked in chunks (see ``chunk_trades``): its problems, its errors, and a
+        booking table (lots, disposals, washes) read back from the database in batches
+        (``Store.booked_batches``, which takes the ``filters``), so that millions of rows are
+        never all in memory. Books and stores it first unless the stored booking is current.
+        None for a smaller book: ``gains``, ``lots`` and ``washes`` are then quicker."""
         self._saved()
         if not self._chunked():
             return None
@@ -270,9 +270,10 @@ class Book:
         if self.store.book_key() != key:
             self._book_in_chunks(key, settings, chosen)
         flagged = self.store.load_book_problems()
+
         def batches() -> Iterator[pl.DataFrame]:
             with self.store.memory_limit(DUCKDB_MEMORY):
-                yield from self.store.disposal_batches(year=year, account=account, symbol=symbol)
+                yield from self.store.booked_batches(table, **filters)  # type: ignore[arg-type]
 
         return [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], batches()
 
@@ -373,12 +374,7 @@ class Book:
             settings, chosen = self._settings(method)
             frame = book(self.store.trades().filter(pl.col("trade_date") <= as_of), settings, chosen).lots
         frame = _filter(frame, account=account, symbol=symbol)
-        if open_only:
-            frame = frame.filter(pl.col("open_quantity") > 0).with_columns(
-                pl.col("open_quantity").alias("quantity"), pl.col("open_basis").alias("cost_basis"),
-                pl.col("open_adjusted_basis").alias("adjusted_basis"),
-            )
-        return frame
+        return open_part(frame.filter(pl.col("open_quantity") > 0)) if open_only else frame
 
     def summary(self, report: IngestReport) -> pl.DataFrame:
         """Trades added by ``report``'s files, per account and symbol."""
@@ -409,6 +405,14 @@ class _Saving:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def open_part(lots: pl.DataFrame) -> pl.DataFrame:
+    """Open ``lots`` with quantity and basis meaning what remains open."""
+    return lots.with_columns(
+        pl.col("open_quantity").alias("quantity"), pl.col("open_basis").alias("cost_basis"),
+        pl.col("open_adjusted_basis").alias("adjusted_basis"),
+    )
 
 
 def select_gains(disposals: pl.DataFrame, *, year: int | None = None, account: str | None = None, symbol: str | None = None) -> pl.DataFrame:

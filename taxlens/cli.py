@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.status import Status
 
 from taxlens import __version__
-from taxlens.api import Book, FileResult, IngestReport, select_gains
+from taxlens.api import Book, FileResult, IngestReport, open_part, select_gains
 from taxlens.api import Progress as IngestProgress
 from taxlens.errors import RowError, RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
@@ -347,7 +347,7 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
 
     # Rendered with the book open: a new booking is being stored meanwhile (Book.close waits).
     with _book(ctx) as book:
-        streamed = book.gains_in_batches(year=year, account=account, symbol=symbol, method=method)
+        streamed = book.in_batches("disposals", year=year, account=account, symbol=symbol, method=method)
         if streamed is None:
             result = book.booked(method=method)
             problems, errors = result.problems, result.errors
@@ -389,11 +389,25 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
     Adjusted columns equal the originals until wash sales adjust them. A lot whose basis is
     unknown (a transfer in without one) shows an empty basis.
     """
+    def shown(frame: pl.DataFrame) -> pl.DataFrame:
+        return listing.money_columns(frame.select(LOTS_COLUMNS), ["cost_basis", "adjusted_basis"])
+
     with _book(ctx) as book:
         when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
-        frame = book.lots(open_only=open_only, as_of=when, account=account, symbol=symbol, method=method)
-    shown = listing.money_columns(frame.select(LOTS_COLUMNS), ["cost_basis", "adjusted_basis"])
-    listing.render(shown, fmt, sys.stdout, _console())
+        streamed = None if when is not None else book.in_batches(
+            "lots", account=account, symbol=symbol, open_only=open_only, method=method,
+        )
+        if streamed is None:
+            frame = book.lots(open_only=open_only, as_of=when, account=account, symbol=symbol, method=method)
+            listing.render(shown(frame), fmt, sys.stdout, _console())
+            return
+        # A book of millions of trades: read back from the database a batch at a time.
+        batches = (open_part(b) if open_only else b for b in streamed[2])
+        if fmt == "csv":
+            for i, batch in enumerate(batches):
+                listing.write_csv(shown(batch), sys.stdout, header=i == 0)
+        else:
+            listing.render(shown(pl.concat(list(batches))), fmt, sys.stdout, _console())
 
 
 WASH_COLUMNS = [

@@ -451,11 +451,13 @@ class Store:
         # in chunks sets. trade_list's trade_id is the number in 32 hex digits: it sorts alike.
         return frame.sort(["trade_date", "ts", "_order_id"], nulls_last=False, maintain_order=True).drop("_order_id")
 
-    def disposal_batches(
-        self, *, year: int | None = None, account: str | None = None, symbol: str | None = None, rows: int = 250_000,
+    def booked_batches(
+        self, table: str, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
+        open_only: bool = False, rows: int = 250_000,
     ) -> Iterator[pl.DataFrame]:
-        """The stored disposals in (sale seq, slice) order, filtered as ``api.select_gains``,
-        ``rows`` at a time: a listing of millions of disposals without holding them all."""
+        """A stored booking table (lots, disposals, washes) in (seq, row) order, ``rows`` at a
+        time: a listing of millions of rows without holding them all. Filtered by account and
+        symbol, by ``year`` (of the sale: disposals and washes), and to lots still open."""
         where: list[str] = ["TRUE"]
         params: list[object] = []
         for column, value in (("account", account), ("symbol", symbol)):
@@ -465,10 +467,12 @@ class Store:
         if year is not None:
             where.append("year(disposed) = ?")
             params.append(year)
+        if open_only:
+            where.append("open_quantity > 0")
         cursor = self.con.cursor()
         try:
             reader = cursor.sql(
-                f"SELECT * FROM disposals WHERE {' AND '.join(where)} ORDER BY seq, rowid", params=params
+                f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY seq, rowid", params=params
             ).to_arrow_reader(rows)
             assert reader is not None  # a SELECT always has a result
             empty = True
