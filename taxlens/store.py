@@ -84,6 +84,21 @@ class Imported(NamedTuple):
     elsewhere_line: int | None = None  # the first of those
 
 
+def _filters(*, account: str | None, symbol: str | None, year: int | None, dated: str) -> tuple[list[str], list[object]]:
+    """SQL conditions (and their parameters) for a listing's --account, --symbol and --year
+    (the year of the ``dated`` column)."""
+    where: list[str] = []
+    params: list[object] = []
+    for column, value in (("account", account), ("symbol", symbol)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if year is not None:
+        where.append(f"year({dated}) = ?")
+        params.append(year)
+    return where, params
+
+
 class BookWriter:
     """Adds a booking's parts inside ``Store.book_writer``; ``problems`` are stored at its end."""
 
@@ -379,15 +394,7 @@ class Store:
         """Stored trades in (trade_date, ts, source) order, optionally filtered; a polars frame
         with the columns of the ``trade_list`` view, or only ``columns`` of them (a narrower
         frame loads faster and takes less memory: booking reads 16 of the 21)."""
-        where: list[str] = []
-        params: list[object] = []
-        for column, value in (("account", account), ("symbol", symbol)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if year is not None:
-            where.append("year(trade_date) = ?")
-            params.append(year)
+        where, params = _filters(account=account, symbol=symbol, year=year, dated="trade_date")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._frame(
             f"SELECT {', '.join(columns) if columns else '*'} FROM trade_list {clause} {self.TRADE_ORDER}",
@@ -458,15 +465,8 @@ class Store:
         """A stored booking table (lots, disposals, washes) in (seq, row) order, ``rows`` at a
         time: a listing of millions of rows without holding them all. Filtered by account and
         symbol, by ``year`` (of the sale: disposals and washes), and to lots still open."""
-        where: list[str] = ["TRUE"]
-        params: list[object] = []
-        for column, value in (("account", account), ("symbol", symbol)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if year is not None:
-            where.append("year(disposed) = ?")
-            params.append(year)
+        where, params = _filters(account=account, symbol=symbol, year=year, dated="disposed")
+        where.append("TRUE")
         if open_only:
             where.append("open_quantity > 0")
         cursor = self.con.cursor()
