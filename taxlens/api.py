@@ -27,7 +27,7 @@ from taxlens.config import Config, load_config
 from taxlens.errors import RowError, StoreError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
 from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, in_file_order, load_selections, settings_from_config
-from taxlens.lots.chunks import CHUNK_TRADES, Chunk
+from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH, Chunk
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings, event_ranks
@@ -100,7 +100,9 @@ class Book:
         self.config = config if isinstance(config, Config) else load_config(config)
         #: A book of more trades than this is booked a chunk of symbols at a time (lots.chunks),
         #: each chunk stored as it is done, so memory follows the chunk, not the history.
-        self.chunk_trades = chunk_trades if chunk_trades is not None else int(os.environ.get("TAXLENS_CHUNK_TRADES", CHUNK_TRADES))
+        #: None: lots.chunks' size for the wash-sale setting.
+        env = os.environ.get("TAXLENS_CHUNK_TRADES")
+        self.chunk_trades = chunk_trades if chunk_trades is not None else int(env) if env else None
         self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
         self._saving: _Saving | None = None
         #: Told what long work is under way ("booking 1,000,000 trades"), and None when it is
@@ -255,7 +257,12 @@ class Book:
     def _chunked(self) -> bool:
         """Whether a new booking goes a chunk at a time: more trades than ``chunk_trades``, and
         somewhere to store the chunks (a read-only book is booked whole, in memory)."""
-        return not self.store.read_only and self.store.trade_count() > self.chunk_trades
+        return not self.store.read_only and self.store.trade_count() > self._chunk_target()
+
+    def _chunk_target(self) -> int:
+        if self.chunk_trades is not None:
+            return self.chunk_trades
+        return CHUNK_TRADES if self.config.wash_sales.apply else CHUNK_TRADES_WITHOUT_WASH
 
     def in_batches(
         self, table: str, *, method: str | None = None, **filters: object,
@@ -287,7 +294,7 @@ class Book:
         with self.store.memory_limit(DUCKDB_SORTING):
             keys = self.store.booking_keys()
             ranks = event_ranks(keys, source=self.store.booking_sources)
-        chunks, chunk_of = chunks_plan(keys, settings, self.store.crypto_symbols(), self.chunk_trades)
+        chunks, chunk_of = chunks_plan(keys, settings, self.store.crypto_symbols(), self._chunk_target())
         del keys
         with self.store.memory_limit(DUCKDB_BOOKING):
             self._book_chunks(key, settings, chosen, chunks, ranks, chunk_of)

@@ -84,6 +84,21 @@ class Imported(NamedTuple):
     elsewhere_line: int | None = None  # the first of those
 
 
+#: The ``trade_list`` view's columns that are not plain ``trades`` columns, over ``trades t``,
+#: ``files f`` and ``accounts a`` (as migrations/0001_initial.sql defines the view; a test holds
+#: ``Store.trades_of`` to the view).
+_TRADE_LIST = {
+    "id": "coalesce(t.broker_trade_id, printf('%032x', t.trade_id))",
+    "account_type": "a.type",
+    "owner": "a.owner",
+    "source": "f.path || ':' || t.line",
+    "trade_id": "printf('%032x', t.trade_id)",
+}
+
+#: A trade_id (UHUGEINT, which Arrow has no type for) as two UBIGINTs that sort as it does.
+_TRADE_ID_HALVES = "(t.trade_id >> 64)::UBIGINT AS _hi, (t.trade_id & 18446744073709551615::UHUGEINT)::UBIGINT AS _lo"
+
+
 def _filters(*, account: str | None, symbol: str | None, year: int | None, dated: str) -> tuple[list[str], list[object]]:
     """SQL conditions (and their parameters) for a listing's --account, --symbol and --year
     (the year of the ``dated`` column)."""
@@ -442,21 +457,27 @@ class Store:
 
     def trades_of(self, symbols: Sequence[str], fee_ids: Sequence[str], columns: Sequence[str]) -> pl.DataFrame:
         """``columns`` of the stored trades of ``symbols`` (their sale fees aside) and of the
-        sale fees ``fee_ids``, in booking order: one chunk of a booking."""
+        sale fees ``fee_ids``, in booking order: one chunk of a booking.
+
+        Read from the tables, as ``_TRADE_LIST`` spells the view's columns, with the 128-bit
+        trade_id as two integers to sort by: through the view, ordering by its 32 hex digits
+        took as long as reading everything else."""
         self.con.register("_chunk_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}).to_arrow())
         self.con.register("_chunk_fees", pl.DataFrame({"fee_id": list(fee_ids)}, schema={"fee_id": pl.String}).to_arrow())
         try:
+            selected = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
             frame = self._frame(
-                f"SELECT {', '.join(columns)}, trade_id AS _order_id FROM trade_list "
-                "WHERE (action <> 'sale_fee' AND symbol IN (SELECT symbol FROM _chunk_symbols)) "
-                "OR (action = 'sale_fee' AND trade_id IN (SELECT fee_id FROM _chunk_fees))"
+                f"SELECT {selected}, {_TRADE_ID_HALVES} "
+                "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account "
+                "WHERE (t.action <> 'sale_fee' AND t.symbol IN (SELECT symbol FROM _chunk_symbols)) "
+                f"OR (t.action = 'sale_fee' AND {_TRADE_LIST['trade_id']} IN (SELECT fee_id FROM _chunk_fees))"
             )
         finally:
             self.con.unregister("_chunk_symbols")
             self.con.unregister("_chunk_fees")
         # Sorted here: DuckDB would sort these wide rows on disk under the memory limit booking
-        # in chunks sets. trade_list's trade_id is the number in 32 hex digits: it sorts alike.
-        return frame.sort(["trade_date", "ts", "_order_id"], nulls_last=False, maintain_order=True).drop("_order_id")
+        # in chunks sets.
+        return frame.sort(["trade_date", "ts", "_hi", "_lo"], nulls_last=False, maintain_order=True).drop("_hi", "_lo")
 
     def booked_batches(
         self, table: str, *, year: int | None = None, account: str | None = None, symbol: str | None = None,

@@ -168,3 +168,22 @@ def test_accounts_take_type_and_owner_from_the_config(tmp_path: Path) -> None:
             ("IRA", "roth_ira", "sam", True, 1),
             ("Taxable", "taxable", "self", False, 1),
         ]
+
+
+def test_a_booking_chunk_reads_the_trades_as_the_view_shows_them(tmp_path: Path) -> None:
+    """``Store.trades_of`` spells the ``trade_list`` view's columns over the tables (to sort by
+    the 128-bit trade_id cheaply): for every symbol and sale fee it gives the view's rows, in
+    the order ``booking_keys`` plans by."""
+    root = Path(__file__).parents[1] / "sample_exports"
+    write(tmp_path, "twins.csv", HEADER + "2025-01-02,A,VTI,buy,1,10,0\n" * 3 + FEB)
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config()) as book:
+        book.ingest([*sorted(root.glob("*/*")), tmp_path / "twins.csv"])
+        store = book.store
+        view = store.trades()
+        keys = store.booking_keys()
+        fees = keys.get_column("fee_id").drop_nulls().to_list()
+        assert fees  # Alpaca's sale fees are among them
+        read = store.trades_of(view.get_column("symbol").unique().to_list(), fees, view.columns)
+    assert read.height == view.height
+    assert read.sort(view.columns).equals(view.sort(view.columns))
+    assert read.select(keys.columns[:5]).equals(keys.select(keys.columns[:5]))
