@@ -273,10 +273,12 @@ class Book:
         never all in memory. Books and stores it first unless the stored booking is current.
         None for a smaller book: ``gains``, ``lots`` and ``washes`` are then quicker."""
         self._saved()
-        if not self._chunked():
+        if self.store.trade_count() <= self._chunk_target():
             return None
         key, settings, chosen = self._key(method, None)
         if self.store.book_key() != key:
+            if not self._chunked():  # read-only: booked whole, in memory, by gains and lots
+                return None
             self._book_in_chunks(key, settings, chosen)
         flagged = self.store.load_book_problems()
 

@@ -186,3 +186,24 @@ def test_the_cli_lists_a_book_in_chunks_as_it_lists_the_whole(tmp_path: Path, ru
         outputs.append((result.stdout, result.stderr))
     assert outputs[0] == outputs[1]
     assert outputs[0][0].strip()
+
+
+def test_a_read_only_book_lists_a_stored_booking_in_batches(tmp_path: Path) -> None:
+    """Booked in chunks and stored, a large book opened read-only (as by another process) is
+    still read back a batch at a time; not yet booked, it is booked whole in memory."""
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    db = tmp_path / "t.duckdb"
+    config = taxlens.Config.model_validate(CONFIG)
+    with taxlens.open_book(db, config, chunk_trades=3) as book:
+        book.ingest(paths)
+    with taxlens.open_book(db, config, read_only=True, chunk_trades=3) as book:
+        assert book.in_batches("disposals") is None  # nothing stored, nowhere to store it
+        whole = book.gains()
+    with taxlens.open_book(db, config, chunk_trades=3) as book:
+        assert book.gains().equals(whole)  # booked in chunks, and stored
+    with taxlens.open_book(db, config, read_only=True, chunk_trades=3) as book:
+        streamed = book.in_batches("disposals", year=2025)
+        assert streamed is not None
+        problems, _, batches = streamed
+        assert pl.concat(list(batches)).select(whole.columns).equals(whole.filter(pl.col("disposed").dt.year() == 2025))
+        assert [str(p) for p in problems] == [str(p) for p in book.booked().problems]
