@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class Book:
         self.chunk_trades = chunk_trades if chunk_trades is not None else int(env) if env else None
         self.store = Store(db if db is not None else default_db_path(), read_only=read_only)
         self._saving: _Saving | None = None
+        self._reading: weakref.WeakSet[Generator[pl.DataFrame]] = weakref.WeakSet()  # in_batches' readers
         #: Told what long work is under way ("booking 1,000,000 trades"), and None when it is
         #: over: the CLI shows it as a status line. The library itself never prints.
         self.on_stage: Callable[[str | None], None] | None = None
@@ -116,10 +118,13 @@ class Book:
         self.close()
 
     def close(self) -> None:
-        """Wait for a booking still being stored (raising its error, if any), then close."""
+        """Wait for a booking still being stored (raising its error, if any), close the
+        readers ``in_batches`` handed out, then the database."""
         try:
             self._saved()
         finally:
+            for reader in list(self._reading):
+                reader.close()
             self.store.close()
 
     def _saved(self) -> None:
@@ -266,12 +271,11 @@ class Book:
 
     def in_batches(
         self, table: str, *, method: str | None = None, **filters: object,
-    ) -> tuple[list[RowError], list[RowError], Iterator[pl.DataFrame]] | None:
+    ) -> tuple[list[RowError], list[RowError], Generator[pl.DataFrame]] | None:
         """For a book booked in chunks (see ``chunk_trades``): its problems, its errors, and a
         booking table (lots, disposals, washes) read back from the database in batches
         (``Store.booked_batches``, which takes the ``filters``), so that millions of rows are
-        never all in memory. Books and stores it first unless the stored booking is current.
-        None for a smaller book: ``gains``, ``lots`` and ``washes`` are then quicker."""
+        never all in memory (a reader left open is closed with the book). Books and stores it first unless the stored booking is current. None for a smaller book: ``gains``, ``lots`` and ``washes`` are then quicker."""
         self._saved()
         if self.store.trade_count() <= self._chunk_target():
             return None
@@ -282,11 +286,13 @@ class Book:
             self._book_in_chunks(key, settings, chosen)
         flagged = self.store.load_book_problems()
 
-        def batches() -> Iterator[pl.DataFrame]:
+        def batches() -> Generator[pl.DataFrame]:
             with self.store.memory_limit(DUCKDB_SORTING):
                 yield from self.store.booked_batches(table, **filters)  # type: ignore[arg-type]
 
-        return [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], batches()
+        reader = batches()
+        self._reading.add(reader)
+        return [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], reader
 
     def _book_in_chunks(self, key: str, settings: Settings, chosen: Selections | None) -> None:
         """Book the stored trades a chunk of symbols at a time (``lots.chunks``) and store the

@@ -10,7 +10,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -357,18 +357,19 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
         else:
             # A book of millions of trades: read back from the stored booking a batch at a
             # time; the CSV is written and the totals added up batch by batch.
-            problems, errors, batches = streamed
+            problems, errors, read = streamed
             _print_problems(problems + errors, err)
-            if fmt == "csv":
-                sums = []
-                for i, batch in enumerate(batches):
-                    rows, part = shown(batch)
-                    sums.append(part)
-                    listing.write_csv(rows, sys.stdout, header=i == 0)
-                totals = summed(sums)
-            else:  # a table or JSON document of it is all in memory anyway
-                rows, totals = shown(pl.concat(list(batches)))
-                listing.render(rows, fmt, sys.stdout, out)
+            with closing(read) as batches:  # closed before the book, even on a closed pipe
+                if fmt == "csv":
+                    sums = []
+                    for i, batch in enumerate(batches):
+                        rows, part = shown(batch)
+                        sums.append(part)
+                        listing.write_csv(rows, sys.stdout, header=i == 0)
+                    totals = summed(sums)
+                else:  # a table or JSON document of it is all in memory anyway
+                    rows, totals = shown(pl.concat(list(batches)))
+                    listing.render(rows, fmt, sys.stdout, out)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)
     if errors:
@@ -402,12 +403,13 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
             listing.render(shown(frame), fmt, sys.stdout, _console())
             return
         # A book of millions of trades: read back from the database a batch at a time.
-        batches = (open_part(b) if open_only else b for b in streamed[2])
-        if fmt == "csv":
-            for i, batch in enumerate(batches):
-                listing.write_csv(shown(batch), sys.stdout, header=i == 0)
-        else:
-            listing.render(shown(pl.concat(list(batches))), fmt, sys.stdout, _console())
+        with closing(streamed[2]) as read:  # closed before the book, even on a closed pipe
+            batches = (open_part(b) if open_only else b for b in read)
+            if fmt == "csv":
+                for i, batch in enumerate(batches):
+                    listing.write_csv(shown(batch), sys.stdout, header=i == 0)
+            else:
+                listing.render(shown(pl.concat(list(batches))), fmt, sys.stdout, _console())
 
 
 WASH_COLUMNS = [

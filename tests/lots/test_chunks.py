@@ -207,3 +207,23 @@ def test_a_read_only_book_lists_a_stored_booking_in_batches(tmp_path: Path) -> N
         problems, _, batches = streamed
         assert pl.concat(list(batches)).select(whole.columns).equals(whole.filter(pl.col("disposed").dt.year() == 2025))
         assert [str(p) for p in problems] == [str(p) for p in book.booked().problems]
+
+
+def test_a_reader_left_open_is_closed_with_the_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listing stopped early (``taxlens gains | head``) leaves its reader open: closing the
+    book closes it first, so nothing is left to fail against a closed database later."""
+    import gc
+    import sys
+
+    raised: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config.model_validate(CONFIG), chunk_trades=3) as book:
+        book.ingest(paths)
+        streamed = book.in_batches("lots")
+        assert streamed is not None
+        reader = streamed[2]
+        next(reader)
+    del reader, streamed
+    gc.collect()
+    assert raised == []
