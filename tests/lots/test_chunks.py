@@ -95,6 +95,23 @@ def test_a_household_booked_in_chunks_is_the_whole_book(tmp_path: Path, chunk_tr
     assert_same_book(whole, chunked)
 
 
+def test_specific_identification_and_its_errors_in_chunks(tmp_path: Path) -> None:
+    """Lot selections (one naming a lot that does not exist) honoured, and refused, alike."""
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    selections = write(tmp_path, "selections.csv", """\
+        sell_trade_id,lot_id,quantity
+        S1,B1,10
+        C3,C2,0.25
+        C3,C1,0.35
+        E2,NOPE,1
+    """)
+    config = {**CONFIG, "lots": {**CONFIG["lots"], "selections": str(selections)}}
+    whole = booked(paths, config, 10**9, method="specific")
+    assert [e.message for e in whole.errors] and whole.disposals.filter(pl.col("sell_trade_id") == "C3").height == 2
+    for chunk_trades in (1, 4):
+        assert_same_book(whole, booked(paths, config, chunk_trades, method="specific"))
+
+
 def test_the_plan_keeps_together_what_crosses_symbols() -> None:
     # symbol  account  day    trades  bound to
     # SPY     A        03-03  3       IVV (wash group)
@@ -227,3 +244,18 @@ def test_a_reader_left_open_is_closed_with_the_book(tmp_path: Path, monkeypatch:
     del reader, streamed
     gc.collect()
     assert raised == []
+
+
+def test_gains_fails_alike_when_selections_cannot_be_honoured(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path, "trades.csv", TRADES)
+    write(tmp_path, "selections.csv", "sell_trade_id,lot_id,quantity\nS1,B1,10\nE2,NOPE,1\n")
+    write(tmp_path, "taxlens.toml", '[lots]\nselections = "selections.csv"\n')
+    outputs = []
+    for chunk in ("1000000000", "2"):
+        monkeypatch.setenv("TAXLENS_CHUNK_TRADES", chunk)
+        db = f"db{chunk}.duckdb"
+        assert run("--db", db, "ingest", "-q", "trades.csv").exit_code == 0
+        result = run("--db", db, "gains", "--method", "specific", "--format", "csv")
+        outputs.append((result.exit_code, result.stdout, result.stderr))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] == 1 and "NOPE" in outputs[0][2]
