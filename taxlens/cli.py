@@ -27,7 +27,7 @@ from taxlens.errors import RowError, RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
-from taxlens.lots.wash import wash_summary
+from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
 from taxlens.report import forms, listing, render
 from taxlens.report.audit import Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
@@ -442,17 +442,40 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
     cannot show: across accounts, across a symbol group, or into an IRA.
     """
     out, err = _console(), _console(stderr=True)
+    # The terminal gets the columns that fit; CSV and JSON get all of them.
+    columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
+
+    def shown(frame: pl.DataFrame) -> pl.DataFrame:
+        return listing.money_columns(frame.select(columns), ["disallowed"])
+
     with _book(ctx) as book:  # open while rendering, as in `gains`
-        result = book.booked(method=method)
-        _print_problems(result.problems + result.errors, err)
-        washes = result.washes
-        frame = select_gains(washes, year=year, account=account, symbol=symbol)
-        # The terminal gets the columns that fit; CSV and JSON get all of them.
-        columns = WASH_TABLE_COLUMNS if fmt == "table" else WASH_COLUMNS
-        shown = listing.money_columns(frame.select(columns), ["disallowed"])
-        listing.render(shown, fmt, sys.stdout, out)
-    disposals = select_gains(result.disposals, account=account, symbol=symbol)
-    totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
+        streamed = book.in_batches("washes", year=year, account=account, symbol=symbol, method=method)
+        if streamed is None:
+            result = book.booked(method=method)
+            _print_problems(result.problems + result.errors, err)
+            washes = result.washes
+            frame = select_gains(washes, year=year, account=account, symbol=symbol)
+            listing.render(shown(frame), fmt, sys.stdout, out)
+            disposals = select_gains(result.disposals, account=account, symbol=symbol)
+            totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
+        else:
+            # A book of millions of trades: read back from the database a batch at a time; the
+            # totals from the few columns they need.
+            problems, errors, read = streamed
+            _print_problems(problems + errors, err)
+            with closing(read) as batches:
+                if fmt == "csv":
+                    for i, batch in enumerate(batches):
+                        listing.write_csv(shown(batch), sys.stdout, header=i == 0)
+                    frame = pl.DataFrame()
+                else:
+                    frame = pl.concat(list(batches))
+                    listing.render(shown(frame), fmt, sys.stdout, out)
+            totals = wash_summary(
+                book.store.booked_columns("washes", WASH_SUMMARY_COLUMNS["washes"], account=account, symbol=symbol),
+                book.store.booked_columns("disposals", WASH_SUMMARY_COLUMNS["disposals"], account=account, symbol=symbol),
+                year,
+            )
     target = out if fmt == "table" else err
     target.print(listing.wash_summary_line(totals, year), markup=False)
     if frame.height and fmt == "table":

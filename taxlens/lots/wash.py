@@ -920,6 +920,10 @@ class _Group:
         return total
 
 
+#: The columns ``wash_summary`` reads of each frame.
+WASH_SUMMARY_COLUMNS = {"washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis")}
+
+
 def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None) -> dict[str, Decimal | int]:
     """Totals of the wash sales of loss sales in ``year`` (every year when None): disallowed
     (deferred + permanent), deferred into replacement lots, permanently lost to tax-advantaged

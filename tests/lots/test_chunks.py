@@ -183,10 +183,12 @@ def test_any_history_booked_in_chunks_is_the_whole_book(
     ["gains", "--format", "csv", "--symbol", "NONE"], ["gains", "--format", "table"],
     ["lots", "--format", "csv"], ["lots", "--open", "--format", "csv"], ["lots", "--open", "--account", "Alpaca", "--format", "json"],
     ["lots", "--format", "csv", "--as-of", "2024-12-31"],
+    ["wash", "--format", "csv"], ["wash", "--format", "table", "--year", "2024"], ["wash", "--format", "json", "--account", "Alpaca"],
+    ["wash", "--format", "csv", "--account", "IBKR"],
 ])
 def test_the_cli_lists_a_book_in_chunks_as_it_lists_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """``gains`` and ``lots`` read a book booked in chunks back from the database a batch at a
-    time: the same CSV, JSON, table and totals line as from a book held whole."""
+    """``gains``, ``lots`` and ``wash`` read a book booked in chunks back from the database a
+    batch at a time: the same CSV, JSON, table and totals line as from a book held whole."""
     write(tmp_path, "trades.csv", TRADES)
     write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
     write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
