@@ -61,8 +61,6 @@ def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target:
 
     counts = keys.filter(pl.col("fee_id").is_null()).group_by("symbol").len().sort("symbol")
     present = set(counts.get_column("symbol").to_list())
-    for symbol in present:
-        find(symbol)
     groups: dict[str, list[str]] = {}
     for symbol, name in settings.wash.groups:
         if symbol in present:
@@ -78,12 +76,12 @@ def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target:
     for account, day, symbol in fee_days.join(sold, on=["account", "trade_date"]).sort(pl.all()).iter_rows():
         union(("fee", account, day), symbol)
 
+    fee_roots = {fee_id: find(("fee", account, day)) for fee_id, account, day in fees.select("fee_id", "account", "trade_date").iter_rows()}
     sizes: dict[object, int] = {}
     for symbol, n in counts.iter_rows():
         root = find(symbol)
         sizes[root] = sizes.get(root, 0) + n
-    for account, day in fees.select("account", "trade_date").iter_rows():
-        root = find(("fee", account, day))
+    for root in fee_roots.values():
         sizes[root] = sizes.get(root, 0) + 1
     number: dict[object, int] = {}
     filled: list[int] = []
@@ -94,27 +92,16 @@ def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target:
         filled[-1] += sizes[root]
 
     chunk_of_symbol = {symbol: number[find(symbol)] for symbol in present}
-    fee_chunks = fees.select(
-        "fee_id",
-        pl.struct("account", "trade_date").map_elements(
-            lambda day: number[find(("fee", day["account"], day["trade_date"]))], return_dtype=pl.UInt32
-        ).alias("_chunk"),
-    ) if fees.height else pl.DataFrame(schema={"fee_id": pl.String, "_chunk": pl.UInt32})
-    rows = keys.select(
+    chunk_of_fee = {fee_id: number[root] for fee_id, root in fee_roots.items()}
+    chunk = keys.select(
         pl.when(pl.col("fee_id").is_null())
         .then(pl.col("symbol").replace_strict(chunk_of_symbol, default=None, return_dtype=pl.UInt32))
-        .alias("_chunk"),
-        "fee_id",
-    )
-    if fees.height:
-        rows = rows.join(fee_chunks.rename({"_chunk": "_fee_chunk"}), on="fee_id", how="left", maintain_order="left").select(
-            pl.coalesce("_chunk", "_fee_chunk").alias("_chunk")
-        )
-    chunk = rows.get_column("_chunk")
+        .otherwise(pl.col("fee_id").replace_strict(chunk_of_fee, default=None, return_dtype=pl.UInt32))
+    ).to_series()
     chunks = [
         Chunk(
             symbols=tuple(sorted(s for s, k in chunk_of_symbol.items() if k == i)),
-            fee_ids=tuple(fee_chunks.filter(pl.col("_chunk") == i).get_column("fee_id").to_list()),
+            fee_ids=tuple(f for f, k in chunk_of_fee.items() if k == i),
             trades=n,
         )
         for i, n in enumerate(filled)
