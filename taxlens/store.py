@@ -99,10 +99,12 @@ _TRADE_LIST = {
 _TRADE_ID_HALVES = "(t.trade_id >> 64)::UBIGINT AS _hi, (t.trade_id & 18446744073709551615::UHUGEINT)::UBIGINT AS _lo"
 
 
-def _filters(*, account: str | None, symbol: str | None, year: int | None, dated: str) -> tuple[list[str], list[object]]:
-    """SQL conditions (and their parameters) for a listing's --account, --symbol and --year
-    (the year of the ``dated`` column)."""
-    where: list[str] = []
+def _where(
+    *, account: str | None, symbol: str | None, year: int | None = None, dated: str | None = None, also: Sequence[str] = (),
+) -> tuple[str, list[object]]:
+    """A WHERE clause (empty when nothing filters) and its parameters, for a listing's
+    --account, --symbol and --year (the year of the ``dated`` column), and ``also``."""
+    where = list(also)
     params: list[object] = []
     for column, value in (("account", account), ("symbol", symbol)):
         if value is not None:
@@ -111,7 +113,7 @@ def _filters(*, account: str | None, symbol: str | None, year: int | None, dated
     if year is not None:
         where.append(f"year({dated}) = ?")
         params.append(year)
-    return where, params
+    return (f"WHERE {' AND '.join(where)}" if where else ""), params
 
 
 class BookWriter:
@@ -409,14 +411,13 @@ class Store:
         """Stored trades in (trade_date, ts, source) order, optionally filtered; a polars frame
         with the columns of the ``trade_list`` view, or only ``columns`` of them (a narrower
         frame loads faster and takes less memory: booking reads 16 of the 21)."""
-        where, params = _filters(account=account, symbol=symbol, year=year, dated="trade_date")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _where(account=account, symbol=symbol, year=year, dated="trade_date")
         return self._frame(
             f"SELECT {', '.join(columns) if columns else '*'} FROM trade_list {clause} {self.TRADE_ORDER}",
             params,
         )
 
-    #: The order of ``trades()``: every query that hands booking its trades keeps it.
+    #: The order of ``trades()``, the listing's (booking in chunks reads in ``BOOK_ORDER``).
     TRADE_ORDER = "ORDER BY trade_date, ts NULLS FIRST, source, trade_id"
 
     def trade_count(self) -> int:
@@ -486,15 +487,12 @@ class Store:
         """A stored booking table (lots, disposals, washes) in (seq, row) order, ``rows`` at a
         time: a listing of millions of rows without holding them all. Filtered by account and
         symbol, by ``year`` (of the sale: disposals and washes), and to lots still open."""
-        where, params = _filters(account=account, symbol=symbol, year=year, dated="disposed")
-        where.append("TRUE")
-        if open_only:
-            where.append("open_quantity > 0")
+        clause, params = _where(
+            account=account, symbol=symbol, year=year, dated="disposed", also=["open_quantity > 0"] if open_only else [],
+        )
         cursor = self.con.cursor()
         try:
-            reader = cursor.sql(
-                f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY seq, rowid", params=params
-            ).to_arrow_reader(rows)
+            reader = cursor.sql(f"SELECT * FROM {table} {clause} ORDER BY seq, rowid", params=params).to_arrow_reader(rows)
             assert reader is not None  # a SELECT always has a result
             empty = True
             for batch in reader:
@@ -508,8 +506,7 @@ class Store:
     def booked_columns(self, table: str, columns: Sequence[str], *, account: str | None = None, symbol: str | None = None) -> pl.DataFrame:
         """Only ``columns`` of a stored booking table, filtered by account and symbol, in no
         particular order: what totals over millions of rows need."""
-        where, params = _filters(account=account, symbol=symbol, year=None, dated="")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _where(account=account, symbol=symbol)
         return self._frame(f"SELECT {', '.join(columns)} FROM {table} {clause}", params)
 
     def accounts(self, config: Config) -> pl.DataFrame:
@@ -607,7 +604,7 @@ class Store:
         if not parts:
             con.execute("BEGIN TRANSACTION")
             try:
-                for table in ("book_state", *self.BOOK_TABLES, "book_problems"):
+                for table in self.BOOK_TABLES:  # _finish_book empties book_state and book_problems
                     con.execute(f"DELETE FROM {table}")
                 writer = BookWriter(con)
                 yield writer
