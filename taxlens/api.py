@@ -259,10 +259,10 @@ class Book:
         )
         return hashlib.sha256(fingerprint.encode()).hexdigest(), settings, chosen
 
-    def _chunked(self) -> bool:
-        """Whether a new booking goes a chunk at a time: more trades than ``chunk_trades``, and
-        somewhere to store the chunks (a read-only book is booked whole, in memory)."""
-        return not self.store.read_only and self.store.trade_count() > self._chunk_target()
+    def _large(self) -> bool:
+        """Whether the book has more trades than a chunk: a booking then goes a chunk at a time
+        where it can be stored (a read-only book is booked whole, in memory)."""
+        return self.store.trade_count() > self._chunk_target()
 
     def _chunk_target(self) -> int:
         if self.chunk_trades is not None:
@@ -275,16 +275,18 @@ class Book:
         """For a book booked in chunks (see ``chunk_trades``): its problems, its errors, and a
         booking table (lots, disposals, washes) read back from the database in batches
         (``Store.booked_batches``, which takes the ``filters``), so that millions of rows are
-        never all in memory (a reader left open is closed with the book). Books and stores it first unless the stored booking is current. None for a smaller book: ``gains``, ``lots`` and ``washes`` are then quicker."""
+        never all in memory (a reader left open is closed with the book). Books and stores it
+        first unless the stored booking is current. None for a smaller book (``gains``,
+        ``lots`` and ``washes`` are then quicker), and for a read-only one not booked yet."""
         self._saved()
-        if self.store.trade_count() <= self._chunk_target():
+        if not self._large():
             return None
         key, settings, chosen = self._key(method, None)
         if self.store.book_key() != key:
-            if not self._chunked():  # read-only: booked whole, in memory, by gains and lots
+            if self.store.read_only:  # nowhere to store it: booked whole, in memory
                 return None
             self._book_in_chunks(key, settings, chosen)
-        flagged = self.store.load_book_problems()
+        problems, errors = self.store.load_book_problems()
 
         def batches() -> Generator[pl.DataFrame]:
             with self.store.memory_limit(DUCKDB_SORTING):
@@ -292,7 +294,7 @@ class Book:
 
         reader = batches()
         self._reading.add(reader)
-        return [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], reader
+        return problems, errors, reader
 
     def _book_in_chunks(self, key: str, settings: Settings, chosen: Selections | None) -> None:
         """Book the stored trades a chunk of symbols at a time (``lots.chunks``) and store the
@@ -317,17 +319,14 @@ class Book:
             with self.store.book_writer(key, con=cursor, parts=True) as writer, ThreadPoolExecutor(1, thread_name_prefix="taxlens-save-chunk") as pool:
                 stored: Future[None] | None = None
                 for number, chunk in enumerate(chunks, 1):
-                    self._stage(
-                        f"booking {chunk.trades:,} trades (part {number} of {len(chunks)})"
-                        + (" and applying the wash-sale rule" if settings.wash.apply else "")
-                    )
+                    self._stage(_booking(chunk.trades, settings, f" (part {number} of {len(chunks)})"))
                     trades = self.store.trades_of(chunk.symbols, chunk.fee_ids, TRADE_COLUMNS)
                     own = ranks.filter(chunk_of == number - 1)
                     if own.len() != trades.height:  # the plan and the query disagree: a bug
                         raise StoreError(f"booking part {number}: {trades.height} trades read, {own.len()} planned")
                     loaded = [trades.with_columns(own)]
                     del trades
-                    result = book(loaded.pop(), settings, chosen)
+                    result = book(loaded.pop(), settings, chosen)  # its only reference, as in _book
                     problems += result.problems
                     errors += result.errors
                     if stored is not None:
@@ -336,30 +335,29 @@ class Book:
                     del result
                 if stored is not None:
                     stored.result()
-                writer.problems = [("problem", p) for p in in_file_order(problems)] + [("error", e) for e in in_file_order(errors)]
+                writer.problems, writer.errors = in_file_order(problems), in_file_order(errors)
         finally:
             cursor.close()
 
     def _book(self, key: str, settings: Settings, chosen: Selections | None) -> Booked:
         """booked()'s work: the stored booking under ``key``, or a new one (stored meanwhile)."""
-        if self.store.book_key() != key and self._chunked():
+        if self.store.book_key() != key and not self.store.read_only and self._large():
             self._book_in_chunks(key, settings, chosen)
         if self.store.book_key() == key:
             self._stage("reading the stored booking")
-            lots, disposals, washes, flagged = self.store.load_book()
+            lots, disposals, washes, problems, errors = self.store.load_book()
             return Booked(
                 lots.select(list(WASHED_LOT_SCHEMA)), disposals.select(list(WASHED_DISPOSAL_SCHEMA)),
-                [p for kind, p in flagged if kind == "problem"], [p for kind, p in flagged if kind == "error"], washes,
+                problems, errors, washes,
             )
         self._stage("reading trades")
         loaded = [self.store.trades(columns=TRADE_COLUMNS)]
-        self._stage(f"booking {loaded[0].height:,} trades" + (" and applying the wash-sale rule" if settings.wash.apply else ""))
+        self._stage(_booking(loaded[0].height, settings))
         result = book(loaded.pop(), settings, chosen)  # its only reference: book frees the trades early
         if not self.store.read_only:
-            flagged = [("problem", p) for p in result.problems] + [("error", e) for e in result.errors]
             # Stored while the caller renders the result (DuckDB writes without the GIL): at a
             # million trades the write takes as long as the CSV. close() waits for it.
-            self._saving = _Saving(self.store, key, result, flagged)
+            self._saving = _Saving(self.store, key, result)
         return result
 
     def _settings(self, method: str | None, selections: str | os.PathLike[str] | None = None) -> tuple[Settings, Selections | None]:
@@ -406,13 +404,13 @@ class _Saving:
     """A booking being stored by ``Store.save_book`` on a thread of its own, through a cursor
     of the book's connection (its own transaction: all of the booking lands, or none)."""
 
-    def __init__(self, store: Store, key: str, result: Booked, flagged: list[tuple[str, RowError]]) -> None:
+    def __init__(self, store: Store, key: str, result: Booked) -> None:
         self.error: BaseException | None = None
         cursor = store.con.cursor()
 
         def run() -> None:
             try:
-                store.save_book(key, result.lots, result.disposals, result.washes, flagged, con=cursor)
+                store.save_book(key, result.lots, result.disposals, result.washes, result.problems, result.errors, con=cursor)
             except BaseException as exc:  # handed to the caller by wait()
                 self.error = exc
             finally:
@@ -425,6 +423,11 @@ class _Saving:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _booking(trades: int, settings: Settings, part: str = "") -> str:
+    """The stage line while booking: "booking 1,000,000 trades (part 2 of 9) and applying …"."""
+    return f"booking {trades:,} trades{part}" + (" and applying the wash-sale rule" if settings.wash.apply else "")
 
 
 def open_part(lots: pl.DataFrame) -> pl.DataFrame:

@@ -117,13 +117,15 @@ def _where(
 
 
 class BookWriter:
-    """Adds a booking's parts inside ``Store.book_writer``; ``problems`` are stored at its end."""
+    """Adds a booking's parts inside ``Store.book_writer``; ``problems`` and ``errors`` are
+    stored at its end."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
         self.con = con
         self.prefix = prefix  # "_next_" while a booking in parts fills tables of its own
         self.lots = self.disposals = 0
-        self.problems: list[tuple[str, RowError]] = []
+        self.problems: list[RowError] = []  # booked but flagged
+        self.errors: list[RowError] = []  # specific-ID selections that could not be honoured
 
     def add(self, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame) -> None:
         """Append lots, disposals and washes (each in seq order within itself). In parts,
@@ -579,13 +581,13 @@ class Store:
 
     def save_book(
         self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame,
-        problems: list[tuple[str, RowError]], *, con: duckdb.DuckDBPyConnection | None = None,
+        problems: list[RowError], errors: list[RowError], *, con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
-        """Replace the stored lots, disposals, washes and problems with a new booking, in one
-        transaction, on ``con`` (the store's connection, or a cursor of it)."""
+        """Replace the stored lots, disposals, washes, problems and errors with a new booking,
+        in one transaction, on ``con`` (the store's connection, or a cursor of it)."""
         with self.book_writer(key, con=con) as writer:
             writer.add(lots, disposals, washes)
-            writer.problems = problems
+            writer.problems, writer.errors = problems, errors
 
     #: The tables a booking fills (``book_problems`` and ``book_state`` besides).
     BOOK_TABLES = ("lots", "disposals", "washes")
@@ -642,32 +644,34 @@ class Store:
             con.execute(f"DROP TABLE IF EXISTS _next_{table}")
 
     def _finish_book(self, con: duckdb.DuckDBPyConnection, key: str, writer: BookWriter) -> None:
-        """Inside the booking's last transaction: its problems, and the key it is stored under."""
+        """Inside the booking's last transaction: its problems and errors (``kind`` tells them
+        apart), and the key it is stored under."""
         for table in ("book_state", "book_problems"):
             con.execute(f"DELETE FROM {table}")
-        if writer.problems:
+        flagged = [("problem", p) for p in writer.problems] + [("error", e) for e in writer.errors]
+        if flagged:
             con.executemany(
                 "INSERT INTO book_problems VALUES (?, ?, ?, ?)",
-                [[kind, p.path, p.line, p.message] for kind, p in writer.problems],
+                [[kind, p.path, p.line, p.message] for kind, p in flagged],
             )
         con.execute(
             "INSERT INTO book_state VALUES (?, ?, ?, ?)",
             [key, dt.datetime.now(dt.UTC), writer.lots, writer.disposals],
         )
 
-    def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[str, RowError]]]:
-        """The stored lots (by seq), disposals (by sale, then slice), washes and problems."""
+    def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[RowError], list[RowError]]:
+        """The stored lots (by seq), disposals (by sale, then slice), washes, problems and errors."""
         lots, disposals, washes = (self._in_seq_order(table) for table in ("lots", "disposals", "washes"))
-        return lots, disposals, washes, self.load_book_problems()
+        return lots, disposals, washes, *self.load_book_problems()
 
-    def load_book_problems(self) -> list[tuple[str, RowError]]:
-        """The stored booking's problems and errors, as (kind, error), in the order found."""
-        return [
-            (kind, RowError(path, line, message))
-            for kind, path, line, message in self.con.execute(
-                "SELECT kind, path, line, message FROM book_problems ORDER BY rowid"
-            ).fetchall()
-        ]
+    def load_book_problems(self) -> tuple[list[RowError], list[RowError]]:
+        """The stored booking's problems and errors, each in the order found."""
+        rows = self.con.execute("SELECT kind, path, line, message FROM book_problems ORDER BY rowid").fetchall()
+
+        def of(kind: str) -> list[RowError]:
+            return [RowError(path, line, message) for k, path, line, message in rows if k == kind]
+
+        return of("problem"), of("error")
 
     def crypto_symbols(self) -> frozenset[str]:
         """The symbols stored trades call digital assets (as ``lots.book.crypto_symbols``)."""
