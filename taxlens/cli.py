@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -316,6 +316,18 @@ METHOD_OPTION = click.option(
 )
 
 
+def _render_batches(read: Generator[pl.DataFrame], shown: Callable[[pl.DataFrame], pl.DataFrame], fmt: str, out: Console) -> None:
+    """A listing read back a batch at a time (``Book.in_batches``), each batch as ``shown``
+    makes it: CSV written batch by batch; a table or JSON document, all in memory anyway, from
+    them all at once. ``read`` is closed first, even on a closed pipe, before the book is."""
+    with closing(read) as batches:
+        if fmt == "csv":
+            for i, batch in enumerate(batches):
+                listing.write_csv(shown(batch), sys.stdout, header=i == 0)
+        else:
+            listing.render(pl.concat([shown(batch) for batch in batches]), fmt, sys.stdout, out)
+
+
 def _print_problems(problems: list[RowError], err: Console) -> None:
     """Booking problems (booked but flagged) and errors, as FILE:LINE: message on stderr."""
     for problem in problems:
@@ -356,20 +368,18 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
             listing.render(rows, fmt, sys.stdout, out)
         else:
             # A book of millions of trades: read back from the stored booking a batch at a
-            # time; the CSV is written and the totals added up batch by batch.
+            # time, the totals added up batch by batch.
             problems, errors, read = streamed
             _print_problems(problems + errors, err)
-            with closing(read) as batches:  # closed before the book, even on a closed pipe
-                if fmt == "csv":
-                    sums = []
-                    for i, batch in enumerate(batches):
-                        rows, part = shown(batch)
-                        sums.append(part)
-                        listing.write_csv(rows, sys.stdout, header=i == 0)
-                    totals = summed(sums)
-                else:  # a table or JSON document of it is all in memory anyway
-                    rows, totals = shown(pl.concat(list(batches)))
-                    listing.render(rows, fmt, sys.stdout, out)
+            sums = []
+
+            def counted(batch: pl.DataFrame) -> pl.DataFrame:
+                rows, part = shown(batch)
+                sums.append(part)
+                return rows
+
+            _render_batches(read, counted, fmt, out)
+            totals = summed(sums)
     line = listing.gains_summary(totals)
     (out if fmt == "table" else err).print(line, markup=False)
     if errors:
@@ -403,13 +413,7 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
             listing.render(shown(frame), fmt, sys.stdout, _console())
             return
         # A book of millions of trades: read back from the database a batch at a time.
-        with closing(streamed[2]) as read:  # closed before the book, even on a closed pipe
-            batches = (open_part(b) if open_only else b for b in read)
-            if fmt == "csv":
-                for i, batch in enumerate(batches):
-                    listing.write_csv(shown(batch), sys.stdout, header=i == 0)
-            else:
-                listing.render(shown(pl.concat(list(batches))), fmt, sys.stdout, _console())
+        _render_batches(streamed[2], lambda batch: shown(open_part(batch) if open_only else batch), fmt, _console())
 
 
 WASH_COLUMNS = [
@@ -463,14 +467,15 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
             # totals from the few columns they need.
             problems, errors, read = streamed
             _print_problems(problems + errors, err)
-            with closing(read) as batches:
-                if fmt == "csv":
-                    for i, batch in enumerate(batches):
-                        listing.write_csv(shown(batch), sys.stdout, header=i == 0)
-                    frame = pl.DataFrame()
-                else:
-                    frame = pl.concat(list(batches))
-                    listing.render(shown(frame), fmt, sys.stdout, out)
+            kept = []  # the table's per-account part needs its rows
+
+            def keeping(batch: pl.DataFrame) -> pl.DataFrame:
+                if fmt == "table":
+                    kept.append(batch)
+                return shown(batch)
+
+            _render_batches(read, keeping, fmt, out)
+            frame = pl.concat(kept) if kept else pl.DataFrame()
             totals = wash_summary(
                 book.store.booked_columns("washes", WASH_SUMMARY_COLUMNS["washes"], account=account, symbol=symbol),
                 book.store.booked_columns("disposals", WASH_SUMMARY_COLUMNS["disposals"], account=account, symbol=symbol),
