@@ -44,10 +44,10 @@ def term_expr(acquired: pl.Expr, disposed: pl.Expr, *, month_end_rule: bool = Tr
     on every row (a big booking has many rows per acquisition date)."""
     if dates is None:
         anniversary = _anniversary_expr(acquired, month_end_rule)
-        return pl.when(disposed > anniversary).then(pl.lit("long")).otherwise(pl.lit("short"))
-    days = dates.unique().drop_nulls()
-    ends = pl.select(_anniversary_expr(pl.lit(days), month_end_rule)).to_series()
-    anniversary = acquired.replace_strict(days, ends, default=None, return_dtype=pl.Date)
+    else:
+        days = dates.unique().drop_nulls()
+        ends = pl.select(_anniversary_expr(pl.lit(days), month_end_rule)).to_series()
+        anniversary = acquired.replace_strict(days, ends, default=None, return_dtype=pl.Date)
     return pl.when(disposed > anniversary).then(pl.lit("long")).otherwise(pl.lit("short"))
 
 
