@@ -449,13 +449,13 @@ class Store:
         ``trade_id`` (as ``trade_list`` shows it) as ``fee_id``."""
         return self._frame(
             "SELECT trade_date, ts, action, symbol, account, "
-            f"CASE WHEN action = 'sale_fee' THEN printf('%032x', trade_id) END AS fee_id FROM trades t {self.BOOK_ORDER}"
+            f"CASE WHEN action = 'sale_fee' THEN {_TRADE_LIST['trade_id']} END AS fee_id FROM trades t {self.BOOK_ORDER}"
         )
 
     def booking_sources(self) -> pl.Series:
         """Every stored trade's ``source`` (path:line), in booking order."""
         return self._frame(
-            f"SELECT f.path || ':' || t.line AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 {self.BOOK_ORDER}"
+            f"SELECT {_TRADE_LIST['source']} AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 {self.BOOK_ORDER}"
         ).get_column("source")
 
     def trades_of(self, symbols: Sequence[str], fee_ids: Sequence[str], columns: Sequence[str]) -> pl.DataFrame:
