@@ -147,25 +147,29 @@ def load_selections(path: str | os.PathLike[str]) -> Selections:
 def summary(disposals: pl.DataFrame) -> dict[str, Decimal | int]:
     """Totals of a disposals frame: proceeds, basis, short/long gains and losses, and the count
     and proceeds of slices whose basis is unknown (left out of the gains)."""
-    known = disposals.filter(pl.col("cost_basis").is_not_null())
-    unknown = disposals.filter(pl.col("cost_basis").is_null())
-
-    def total(frame: pl.DataFrame, expr: pl.Expr) -> Decimal:
-        value = frame.select(expr.sum()).item() if frame.height else None
-        return Decimal(value) if value is not None else Decimal(0)
-
-    gain = pl.col("gain")
+    known = pl.col("cost_basis").is_not_null()
+    gain, term = pl.col("gain"), pl.col("term")
+    # Each total filters inside its own sum: one pass, where filtering the frame first would
+    # copy a million-row frame for every total.
+    sums = {
+        "proceeds": pl.col("proceeds").filter(known),
+        "cost_basis": pl.col("cost_basis").filter(known),
+        "short_gains": gain.filter(known & (term == "short") & (gain > 0)),
+        "short_losses": gain.filter(known & (term == "short") & (gain < 0)),
+        "long_gains": gain.filter(known & (term == "long") & (gain > 0)),
+        "long_losses": gain.filter(known & (term == "long") & (gain < 0)),
+        "disallowed": pl.col("adjustment").filter(known),
+        "unknown_basis_proceeds": pl.col("proceeds").filter(~known),
+    }
+    row = disposals.select(
+        *(e.sum().alias(name) for name, e in sums.items()), (~known).sum().alias("unknown_basis"),
+    ).row(0, named=True)
+    totals = {name: Decimal(row[name]) if row[name] is not None else Decimal(0) for name in sums}
     return {
         "disposals": disposals.height,
-        "proceeds": total(known, pl.col("proceeds")),
-        "cost_basis": total(known, pl.col("cost_basis")),
-        "short_gains": total(known.filter((pl.col("term") == "short") & (gain > 0)), gain),
-        "short_losses": total(known.filter((pl.col("term") == "short") & (gain < 0)), gain),
-        "long_gains": total(known.filter((pl.col("term") == "long") & (gain > 0)), gain),
-        "long_losses": total(known.filter((pl.col("term") == "long") & (gain < 0)), gain),
-        "disallowed": total(known, pl.col("adjustment")),
-        "unknown_basis": unknown.height,
-        "unknown_basis_proceeds": total(unknown, pl.col("proceeds")),
+        **{name: totals[name] for name in ("proceeds", "cost_basis", "short_gains", "short_losses", "long_gains", "long_losses", "disallowed")},
+        "unknown_basis": int(row["unknown_basis"] or 0),
+        "unknown_basis_proceeds": totals["unknown_basis_proceeds"],
     }
 
 
