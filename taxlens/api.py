@@ -351,7 +351,7 @@ class Book:
                 problems, errors, washes,
             )
         self._stage("reading trades")
-        loaded = [self.store.trades(columns=TRADE_COLUMNS)]
+        loaded = [self.store.trades_of(None, None, TRADE_COLUMNS)]
         self._stage(_booking(loaded[0].height, settings))
         result = book(loaded.pop(), settings, chosen)  # its only reference: book frees the trades early
         if not self.store.read_only:

@@ -458,28 +458,32 @@ class Store:
             f"SELECT {_TRADE_LIST['source']} AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 {self.BOOK_ORDER}"
         ).get_column("source")
 
-    def trades_of(self, symbols: Sequence[str], fee_ids: Sequence[str], columns: Sequence[str]) -> pl.DataFrame:
+    def trades_of(self, symbols: Sequence[str] | None, fee_ids: Sequence[str] | None, columns: Sequence[str]) -> pl.DataFrame:
         """``columns`` of the stored trades of ``symbols`` (their sale fees aside) and of the
-        sale fees ``fee_ids``, in booking order: one chunk of a booking.
+        sale fees ``fee_ids``, in booking order (``BOOK_ORDER``): one chunk of a booking; with
+        ``symbols`` None, every trade (a booking in one piece).
 
         Read from the tables, as ``_TRADE_LIST`` spells the view's columns, with the 128-bit
         trade_id as two integers to sort by: through the view, ordering by its 32 hex digits
         took as long as reading everything else."""
-        self.con.register("_chunk_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}).to_arrow())
-        self.con.register("_chunk_fees", pl.DataFrame({"fee_id": list(fee_ids)}, schema={"fee_id": pl.String}).to_arrow())
-        try:
-            selected = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
-            frame = self._frame(
-                f"SELECT {selected}, {_TRADE_ID_HALVES} "
-                "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account "
-                "WHERE (t.action <> 'sale_fee' AND t.symbol IN (SELECT symbol FROM _chunk_symbols)) "
-                f"OR (t.action = 'sale_fee' AND {_TRADE_LIST['trade_id']} IN (SELECT fee_id FROM _chunk_fees))"
-            )
-        finally:
-            self.con.unregister("_chunk_symbols")
-            self.con.unregister("_chunk_fees")
+        joins = "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account"
+        selected = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
+        if symbols is None:
+            frame = self._frame(f"SELECT {selected}, {_TRADE_ID_HALVES} {joins}")
+        else:
+            self.con.register("_chunk_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}).to_arrow())
+            self.con.register("_chunk_fees", pl.DataFrame({"fee_id": list(fee_ids or [])}, schema={"fee_id": pl.String}).to_arrow())
+            try:
+                frame = self._frame(
+                    f"SELECT {selected}, {_TRADE_ID_HALVES} {joins} "
+                    "WHERE (t.action <> 'sale_fee' AND t.symbol IN (SELECT symbol FROM _chunk_symbols)) "
+                    f"OR (t.action = 'sale_fee' AND {_TRADE_LIST['trade_id']} IN (SELECT fee_id FROM _chunk_fees))"
+                )
+            finally:
+                self.con.unregister("_chunk_symbols")
+                self.con.unregister("_chunk_fees")
         # Sorted here: DuckDB would sort these wide rows on disk under the memory limit booking
-        # in chunks sets.
+        # in chunks sets, and through the view (by its text source) takes longer even in memory.
         return frame.sort(["trade_date", "ts", "_hi", "_lo"], nulls_last=False, maintain_order=True).drop("_hi", "_lo")
 
     def booked_batches(

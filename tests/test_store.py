@@ -173,7 +173,7 @@ def test_accounts_take_type_and_owner_from_the_config(tmp_path: Path) -> None:
 def test_a_booking_chunk_reads_the_trades_as_the_view_shows_them(tmp_path: Path) -> None:
     """``Store.trades_of`` spells the ``trade_list`` view's columns over the tables (to sort by
     the 128-bit trade_id cheaply): for every symbol and sale fee it gives the view's rows, in
-    the order ``booking_keys`` plans by."""
+    the order ``booking_keys`` plans by; and so for every trade at once."""
     root = Path(__file__).parents[1] / "sample_exports"
     write(tmp_path, "twins.csv", HEADER + "2025-01-02,A,VTI,buy,1,10,0\n" * 3 + FEB)
     with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config()) as book:
@@ -184,6 +184,8 @@ def test_a_booking_chunk_reads_the_trades_as_the_view_shows_them(tmp_path: Path)
         fees = keys.get_column("fee_id").drop_nulls().to_list()
         assert fees  # Alpaca's sale fees are among them
         read = store.trades_of(view.get_column("symbol").unique().to_list(), fees, view.columns)
+        every = store.trades_of(None, None, view.columns)
+    assert every.equals(read)  # all of them, for a booking in one piece
     assert read.height == view.height
     assert read.sort(view.columns).equals(view.sort(view.columns))
     assert read.select(keys.columns[:5]).equals(keys.select(keys.columns[:5]))
