@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -490,22 +491,28 @@ class Store:
         self, table: str, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
         open_only: bool = False, rows: int = 250_000,
     ) -> Iterator[pl.DataFrame]:
-        """A stored booking table (lots, disposals, washes) in (seq, row) order, ``rows`` at a
-        time: a listing of millions of rows without holding them all. Filtered by account and
-        symbol, by ``year`` (of the sale: disposals and washes), and to lots still open."""
-        clause, params = _where(
-            account=account, symbol=symbol, year=year, dated="disposed", also=["open_quantity > 0"] if open_only else [],
-        )
+        """A stored booking table (lots, disposals, washes) in (seq, row) order, about ``rows``
+        at a time: a listing of millions of rows without holding them all. Filtered by account
+        and symbol, by ``year`` (of the sale: disposals and washes), and to lots still open.
+
+        A batch is a window of seq values holding about ``rows`` rows (all of any one seq's).
+        A booking stored in chunks has each chunk's rows in seq order, one chunk after another,
+        so DuckDB's zone maps skip the row groups outside a window: one ORDER BY over the whole
+        table would sort every wide row, a third longer at 9M disposals, and in more memory."""
+        also = ["open_quantity > 0"] if open_only else []
+        clause, params = _where(account=account, symbol=symbol, year=year, dated="disposed", also=also)
+        windowed, _ = _where(account=account, symbol=symbol, year=year, dated="disposed", also=[*also, "seq >= ?", "seq < ?"])
         cursor = self.con.cursor()
         try:
-            reader = cursor.sql(f"SELECT * FROM {table} {clause} ORDER BY seq, rowid", params=params).to_arrow_reader(rows)
-            assert reader is not None  # a SELECT always has a result
-            empty = True
-            for batch in reader:
-                empty = False
-                yield pl.DataFrame(pl.from_arrow(batch))
-            if empty:  # one batch at least: the listing's header comes from its columns
-                yield pl.DataFrame(pl.from_arrow(reader.schema.empty_table()))
+            seqs = pl.DataFrame(pl.from_arrow(cursor.sql(f"SELECT seq FROM {table} {clause}", params=params).to_arrow_table()))
+            if seqs.height == 0:  # one batch at least: the listing's header comes from its columns
+                yield pl.DataFrame(pl.from_arrow(cursor.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table()))
+                return
+            ordered = seqs.get_column("seq").sort()
+            bounds = [*ordered.gather_every(max(rows, 1)).unique(maintain_order=True).to_list(), ordered[-1] + 1]
+            for low, high in itertools.pairwise(bounds):
+                batch = cursor.sql(f"SELECT * FROM {table} {windowed} ORDER BY seq, rowid", params=[low, high, *params])
+                yield pl.DataFrame(pl.from_arrow(batch.to_arrow_table()))
         finally:
             cursor.close()
 

@@ -228,6 +228,32 @@ def test_a_read_only_book_lists_a_stored_booking_in_batches(tmp_path: Path) -> N
         assert [str(p) for p in problems] == [str(p) for p in book.booked().problems]
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 1000])
+@pytest.mark.parametrize("table", ["lots", "disposals", "washes"])
+def test_batches_are_windows_of_seq_in_the_stored_order(tmp_path: Path, table: str, rows: int) -> None:
+    """``Store.booked_batches`` reads a window of seq values at a time: together the batches are
+    the table in (seq, row) order, as one ORDER BY gives it, filtered alike, and a seq's rows
+    (a sale's slices) never straddle two batches."""
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config.model_validate(CONFIG), chunk_trades=3) as book:
+        book.ingest(paths)
+        book.booked()  # booked in chunks and stored
+        store = book.store
+        for filters in ({}, {"account": "Coinbase"}, {"year": 2025} if table != "lots" else {"open_only": True}, {"symbol": "none"}):
+            batches = list(store.booked_batches(table, rows=rows, **filters))
+            clause, params = taxlens.store._where(
+                account=filters.get("account"), symbol=filters.get("symbol"), year=filters.get("year"), dated="disposed",
+                also=["open_quantity > 0"] if filters.get("open_only") else [],
+            )
+            expected = store._frame(f"SELECT * FROM {table} {clause} ORDER BY seq, rowid", params)
+            assert_frame_equal(pl.concat(batches), expected)
+            assert batches[0].columns == expected.columns  # a header even with no rows
+            seqs = [set(b.get_column("seq").to_list()) for b in batches]
+            assert all(not (a & b) for i, a in enumerate(seqs) for b in seqs[i + 1:])
+            if expected.height and rows < expected.height:
+                assert len(batches) > 1
+
+
 def test_a_reader_left_open_is_closed_with_the_book(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing stopped early (``taxlens gains | head``) leaves its reader open: closing the
     book closes it first, so nothing is left to fail against a closed database later."""
