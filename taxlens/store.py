@@ -468,21 +468,18 @@ class Store:
         trade_id as two integers to sort by: through the view, ordering by its 32 hex digits
         took as long as reading everything else."""
         joins = "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account"
-        selected = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
+        listed = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
+        selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins}"
         if symbols is None:
-            frame = self._frame(f"SELECT {selected}, {_TRADE_ID_HALVES} {joins}")
+            frame = self._frame(selected)
         else:
-            self.con.register("_chunk_symbols", pl.DataFrame({"symbol": list(symbols)}, schema={"symbol": pl.String}).to_arrow())
-            self.con.register("_chunk_fees", pl.DataFrame({"fee_id": list(fee_ids or [])}, schema={"fee_id": pl.String}).to_arrow())
-            try:
-                frame = self._frame(
-                    f"SELECT {selected}, {_TRADE_ID_HALVES} {joins} "
-                    "WHERE (t.action <> 'sale_fee' AND t.symbol IN (SELECT symbol FROM _chunk_symbols)) "
-                    f"OR (t.action = 'sale_fee' AND {_TRADE_LIST['trade_id']} IN (SELECT fee_id FROM _chunk_fees))"
-                )
-            finally:
-                self.con.unregister("_chunk_symbols")
-                self.con.unregister("_chunk_fees")
+            # Two selects, not one WHERE with an OR: DuckDB then filters the symbols as the
+            # table is scanned, a third quicker per chunk.
+            frame = self._frame(
+                f"{selected} WHERE t.action <> 'sale_fee' AND list_contains($symbols, t.symbol) "
+                f"UNION ALL {selected} WHERE t.action = 'sale_fee' AND list_contains($fees, {_TRADE_LIST['trade_id']})",
+                {"symbols": list(symbols), "fees": list(fee_ids or [])},
+            )
         # Sorted here: DuckDB would sort these wide rows on disk under the memory limit booking
         # in chunks sets, and through the view (by its text source) takes longer even in memory.
         return frame.sort(["trade_date", "ts", "_hi", "_lo"], nulls_last=False, maintain_order=True).drop("_hi", "_lo")
@@ -701,6 +698,6 @@ class Store:
             frame = frame.sort("seq", maintain_order=True, nulls_last=True)
         return frame.drop("_row")
 
-    def _frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
+    def _frame(self, sql: str, params: Sequence[object] | dict[str, object] | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars frame (Decimal columns kept exact)."""
         return pl.DataFrame(pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table()))
