@@ -18,6 +18,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from taxlens.config import Config, load_config
 from taxlens.errors import RowError, StoreError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
 from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, in_file_order, load_selections, settings_from_config
-from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH, Chunk
+from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings, event_ranks
@@ -300,33 +301,16 @@ class Book:
         """Book the stored trades a chunk of symbols at a time (``lots.chunks``) and store the
         booking under ``key``: all of it or, on an error, none. Each chunk is stored on a
         thread while the next is booked."""
-        self._stage("ordering the trades")
-        with self.store.memory_limit(DUCKDB_SORTING):
-            keys = self.store.booking_keys()
-            ranks = event_ranks(keys, source=self.store.booking_sources)
-        chunks, chunk_of = chunks_plan(keys, settings, self.store.crypto_symbols(), self._chunk_target())
-        del keys
-        with self.store.memory_limit(DUCKDB_BOOKING):
-            self._book_chunks(key, settings, chosen, chunks, ranks, chunk_of)
-
-    def _book_chunks(
-        self, key: str, settings: Settings, chosen: Selections | None, chunks: list[Chunk], ranks: pl.Series, chunk_of: pl.Series,
-    ) -> None:
         problems: list[RowError] = []
         errors: list[RowError] = []
         cursor = self.store.con.cursor()
         try:
-            with self.store.book_writer(key, con=cursor, parts=True) as writer, ThreadPoolExecutor(1, thread_name_prefix="taxlens-save-chunk") as pool:
+            with ExitStack() as stack:
+                writer = stack.enter_context(self.store.book_writer(key, con=cursor, parts=True))
+                pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="taxlens-save-chunk"))
                 stored: Future[None] | None = None
-                for number, chunk in enumerate(chunks, 1):
-                    self._stage(_booking(chunk.trades, settings, f" (part {number} of {len(chunks)})"))
-                    trades = self.store.trades_of(chunk.symbols, chunk.fee_ids, TRADE_COLUMNS)
-                    own = ranks.filter(chunk_of == number - 1)
-                    if own.len() != trades.height:  # the plan and the query disagree: a bug
-                        raise StoreError(f"booking part {number}: {trades.height} trades read, {own.len()} planned")
-                    loaded = [trades.with_columns(own)]
-                    del trades
-                    result = book(loaded.pop(), settings, chosen)  # its only reference, as in _book
+                results = stack.enter_context(closing(self._chunks_booked(settings, chosen)))
+                for result in results:
                     problems += result.problems
                     errors += result.errors
                     if stored is not None:
@@ -338,6 +322,27 @@ class Book:
                 writer.problems, writer.errors = in_file_order(problems), in_file_order(errors)
         finally:
             cursor.close()
+
+    def _chunks_booked(self, settings: Settings, chosen: Selections | None, through: dt.date | None = None) -> Generator[Booked]:
+        """The booking of the stored trades (those with a tax date up to ``through``, when
+        given), a chunk of symbols at a time: each chunk's lots, disposals and washes as the
+        whole book would have them, its seq included."""
+        self._stage("ordering the trades")
+        with self.store.memory_limit(DUCKDB_SORTING):
+            keys = self.store.booking_keys(through)
+            ranks = event_ranks(keys, source=lambda: self.store.booking_sources(through))
+        chunks, chunk_of = chunks_plan(keys, settings, self.store.crypto_symbols(), self._chunk_target())
+        del keys
+        with self.store.memory_limit(DUCKDB_BOOKING):
+            for number, chunk in enumerate(chunks, 1):
+                self._stage(_booking(chunk.trades, settings, f" (part {number} of {len(chunks)})"))
+                trades = self.store.trades_of(chunk.symbols, chunk.fee_ids, TRADE_COLUMNS, through)
+                own = ranks.filter(chunk_of == number - 1)
+                if own.len() != trades.height:  # the plan and the query disagree: a bug
+                    raise StoreError(f"booking part {number}: {trades.height} trades read, {own.len()} planned")
+                loaded = [trades.with_columns(own)]
+                del trades
+                yield book(loaded.pop(), settings, chosen)  # its only reference, as in _book
 
     def _book(self, key: str, settings: Settings, chosen: Selections | None) -> Booked:
         """booked()'s work: the stored booking under ``key``, or a new one (stored meanwhile)."""
@@ -386,13 +391,29 @@ class Book:
     ) -> pl.DataFrame:
         """Lots; with ``as_of``, the book replayed to the end of that date; with ``open_only``,
         only lots with shares left (quantity and basis then mean what remains)."""
+        def kept(frame: pl.DataFrame) -> pl.DataFrame:
+            frame = _filter(frame, account=account, symbol=symbol)
+            return frame.filter(pl.col("open_quantity") > 0) if open_only else frame
+
         if as_of is None:
-            frame = self.booked(method=method).lots
+            frame = kept(self.booked(method=method).lots)
         else:
             settings, chosen = self._settings(method)
-            frame = book(self.store.trades().filter(pl.col("trade_date") <= as_of), settings, chosen).lots
-        frame = _filter(frame, account=account, symbol=symbol)
-        return open_part(frame.filter(pl.col("open_quantity") > 0)) if open_only else frame
+            if self.store.trade_count(as_of) > self._chunk_target():
+                # Replayed a chunk of symbols at a time, as a large book is booked, keeping only
+                # the lots asked for: the whole replay would need the memory of the whole book.
+                parts = []
+                try:
+                    with closing(self._chunks_booked(settings, chosen, as_of)) as results:
+                        for result in results:
+                            parts.append(kept(result.lots))
+                            del result  # before the next chunk is read: one chunk in memory at a time
+                finally:
+                    self._stage(None)
+                frame = pl.concat(parts).sort("seq", maintain_order=True)  # as the stored booking reads back
+            else:
+                frame = kept(book(self.store.trades_of(None, None, TRADE_COLUMNS, as_of), settings, chosen).lots)
+        return open_part(frame) if open_only else frame
 
     def summary(self, report: IngestReport) -> pl.DataFrame:
         """Trades added by ``report``'s files, per account and symbol."""

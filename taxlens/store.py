@@ -100,6 +100,16 @@ _TRADE_LIST = {
 _TRADE_ID_HALVES = "(t.trade_id >> 64)::UBIGINT AS _hi, (t.trade_id & 18446744073709551615::UHUGEINT)::UBIGINT AS _lo"
 
 
+def _through(through: dt.date | None) -> str:
+    """A WHERE clause keeping the trades (``trades t``) with a tax date up to ``through``;
+    empty for None. Its parameter: ``_dated``."""
+    return "WHERE t.trade_date <= ?" if through is not None else ""
+
+
+def _dated(through: dt.date | None) -> list[object]:
+    return [through] if through is not None else []
+
+
 def _where(
     *, account: str | None, symbol: str | None, year: int | None = None, dated: str | None = None, also: Sequence[str] = (),
 ) -> tuple[str, list[object]]:
@@ -423,8 +433,9 @@ class Store:
     #: The order of ``trades()``, the listing's (booking in chunks reads in ``BOOK_ORDER``).
     TRADE_ORDER = "ORDER BY trade_date, ts NULLS FIRST, source, trade_id"
 
-    def trade_count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM trades").fetchall()[0][0])
+    def trade_count(self, through: dt.date | None = None) -> int:
+        """How many trades are stored (with a tax date up to ``through``, when given)."""
+        return int(self.con.execute(f"SELECT count(*) FROM trades t {_through(through)}", _dated(through)).fetchall()[0][0])
 
     @contextlib.contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:
@@ -444,41 +455,50 @@ class Store:
     #: ``trade_id``.
     BOOK_ORDER = "ORDER BY t.trade_date, t.ts NULLS FIRST, t.trade_id"
 
-    def booking_keys(self) -> pl.DataFrame:
-        """What planning a booking in chunks needs of every stored trade, in booking order:
-        ``trade_date``, ``ts``, ``action``, ``symbol``, ``account``, and a sale fee's
-        ``trade_id`` (as ``trade_list`` shows it) as ``fee_id``."""
+    def booking_keys(self, through: dt.date | None = None) -> pl.DataFrame:
+        """What planning a booking in chunks needs of every stored trade (with a tax date up to
+        ``through``, when given), in booking order: ``trade_date``, ``ts``, ``action``,
+        ``symbol``, ``account``, and a sale fee's ``trade_id`` (as ``trade_list`` shows it) as
+        ``fee_id``."""
         return self._frame(
             "SELECT trade_date, ts, action, symbol, account, "
-            f"CASE WHEN action = 'sale_fee' THEN {_TRADE_LIST['trade_id']} END AS fee_id FROM trades t {self.BOOK_ORDER}"
+            f"CASE WHEN action = 'sale_fee' THEN {_TRADE_LIST['trade_id']} END AS fee_id "
+            f"FROM trades t {_through(through)} {self.BOOK_ORDER}",
+            _dated(through),
         )
 
-    def booking_sources(self) -> pl.Series:
-        """Every stored trade's ``source`` (path:line), in booking order."""
+    def booking_sources(self, through: dt.date | None = None) -> pl.Series:
+        """The ``source`` (path:line) of the trades ``booking_keys`` gives, in its order."""
         return self._frame(
-            f"SELECT {_TRADE_LIST['source']} AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 {self.BOOK_ORDER}"
+            f"SELECT {_TRADE_LIST['source']} AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 "
+            f"{_through(through)} {self.BOOK_ORDER}",
+            _dated(through),
         ).get_column("source")
 
-    def trades_of(self, symbols: Sequence[str] | None, fee_ids: Sequence[str] | None, columns: Sequence[str]) -> pl.DataFrame:
+    def trades_of(
+        self, symbols: Sequence[str] | None, fee_ids: Sequence[str] | None, columns: Sequence[str], through: dt.date | None = None,
+    ) -> pl.DataFrame:
         """``columns`` of the stored trades of ``symbols`` (their sale fees aside) and of the
         sale fees ``fee_ids``, in booking order (``BOOK_ORDER``): one chunk of a booking; with
-        ``symbols`` None, every trade (a booking in one piece).
+        ``symbols`` None, every trade (a booking in one piece). With ``through``, only trades
+        with a tax date up to it.
 
         Read from the tables, as ``_TRADE_LIST`` spells the view's columns, with the 128-bit
         trade_id as two integers to sort by: through the view, ordering by its 32 hex digits
         took as long as reading everything else."""
         joins = "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account"
         listed = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
-        selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins}"
+        selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins} WHERE {'t.trade_date <= $through' if through else 'TRUE'}"
+        dated: dict[str, object] = {"through": through} if through else {}
         if symbols is None:
-            frame = self._frame(selected)
+            frame = self._frame(selected, dated)
         else:
             # Two selects, not one WHERE with an OR: DuckDB then filters the symbols as the
             # table is scanned, a third quicker per chunk.
             frame = self._frame(
-                f"{selected} WHERE t.action <> 'sale_fee' AND list_contains($symbols, t.symbol) "
-                f"UNION ALL {selected} WHERE t.action = 'sale_fee' AND list_contains($fees, {_TRADE_LIST['trade_id']})",
-                {"symbols": list(symbols), "fees": list(fee_ids or [])},
+                f"{selected} AND t.action <> 'sale_fee' AND list_contains($symbols, t.symbol) "
+                f"UNION ALL {selected} AND t.action = 'sale_fee' AND list_contains($fees, {_TRADE_LIST['trade_id']})",
+                {"symbols": list(symbols), "fees": list(fee_ids or []), **dated},
             )
         # Sorted here: DuckDB would sort these wide rows on disk under the memory limit booking
         # in chunks sets, and through the view (by its text source) takes longer even in memory.

@@ -178,11 +178,32 @@ def test_any_history_booked_in_chunks_is_the_whole_book(
     assert_same_book(whole, booked([path], CONFIG, chunk_trades, method=method))
 
 
+@pytest.mark.parametrize("chunk_trades", [1, 4])
+@pytest.mark.parametrize("as_of", [dt.date(2024, 4, 4), dt.date(2024, 8, 1), dt.date(2024, 12, 31), dt.date(2025, 3, 4)])
+def test_lots_as_of_a_date_are_replayed_in_chunks_as_a_whole(tmp_path: Path, chunk_trades: int, as_of: dt.date) -> None:
+    """``lots(as_of=...)`` on a book larger than a chunk replays the trades up to that date a
+    chunk of symbols at a time (its memory that of a chunk): the same lots, open or all,
+    filtered or not, as the replay of everything at once."""
+    paths = [write(tmp_path, "trades.csv", TRADES), write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))]
+    config = taxlens.Config.model_validate(CONFIG)
+    options: list[dict[str, Any]] = [{}, {"open_only": True}, {"account": "Coinbase"}, {"symbol": "VTI", "method": "hifo"}]
+    with taxlens.open_book(tmp_path / "whole.duckdb", config, chunk_trades=10**9) as book:
+        book.ingest(paths)
+        whole = [book.lots(as_of=as_of, **o) for o in options]
+    with taxlens.open_book(tmp_path / "chunked.duckdb", config, chunk_trades=chunk_trades) as book:
+        book.ingest(paths)
+        assert book.store.trade_count(as_of) > chunk_trades  # so the replay goes in chunks
+        for o, expected in zip(options, whole, strict=True):
+            assert_frame_equal(book.lots(as_of=as_of, **o), expected)
+    assert whole[0].height
+
+
 @pytest.mark.parametrize("args", [
     ["gains", "--format", "csv"], ["gains", "--format", "csv", "--year", "2025"], ["gains", "--format", "json", "--account", "Alpaca"],
     ["gains", "--format", "csv", "--symbol", "NONE"], ["gains", "--format", "table"],
     ["lots", "--format", "csv"], ["lots", "--open", "--format", "csv"], ["lots", "--open", "--account", "Alpaca", "--format", "json"],
-    ["lots", "--format", "csv", "--as-of", "2024-12-31"],
+    ["lots", "--format", "csv", "--as-of", "2024-12-31"], ["lots", "--open", "--format", "csv", "--as-of", "2025-02-02"],
+    ["lots", "--format", "json", "--as-of", "2024-06-30", "--account", "Alpaca"],
     ["wash", "--format", "csv"], ["wash", "--format", "table", "--year", "2024"], ["wash", "--format", "json", "--account", "Alpaca"],
     ["wash", "--format", "csv", "--account", "IBKR"],
 ])
