@@ -22,9 +22,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 import taxlens
+from taxlens.money import cents, plain
 from taxlens.report import forms, listing, render
 from taxlens.report.audit import build_audit
 from taxlens.report.listing import neutralise, write_csv
@@ -150,6 +153,63 @@ def test_txf_reproduces_the_spec_example() -> None:
 )
 def test_form_8949_box_rules(term: str, crypto: bool, acquired: dt.date | None, disposed: dt.date, known: bool, expected: str) -> None:
     assert forms.box(term, crypto, acquired, disposed, known) == expected
+
+
+def _form8949_row_by_row(disposals: pl.DataFrame, crypto: frozenset[str]) -> list[dict[str, str | None]]:
+    """Form 8949 the way a worksheet fills it, a slice at a time, with Python decimals: the
+    reference ``forms.form8949`` (vectorised) is held to."""
+    rows = []
+    for r in disposals.iter_rows(named=True):
+        is_crypto, known, term = r["symbol"] in crypto, r["cost_basis"] is not None, r["term"] or "short"
+        proceeds = cents(r["proceeds"])
+        basis = cents(r["cost_basis"]) if known else None
+        adjustment = cents(r["adjustment"])
+        acquired = r["adjusted_acquired"] or r["acquired"]
+        rows.append({
+            "part": "I" if term == "short" else "II",
+            "box": forms.box(term, is_crypto, r["acquired"], r["disposed"], known),
+            "description": f"{plain(r['quantity'])}{'' if is_crypto else ' sh.'} {r['symbol']}",
+            "date_acquired": acquired.strftime("%m/%d/%Y") if acquired else "VARIOUS",
+            "date_sold": r["disposed"].strftime("%m/%d/%Y"),
+            "proceeds": f"{proceeds + 0:.2f}",  # + 0: -0.00 reads 0.00
+            "cost_basis": None if basis is None else f"{basis + 0:.2f}",
+            "code": r["adjustment_code"] or None,
+            "adjustment": f"{adjustment:.2f}" if adjustment else None,
+            "gain": None if basis is None else f"{proceeds - basis + adjustment + 0:.2f}",
+        })
+    keyed = sorted(enumerate(rows), key=lambda ir: (ir[1]["part"], ir[1]["box"], disposals["disposed"][ir[0]], ir[1]["description"], ir[0]))
+    return [row for _, row in keyed]
+
+
+MONEY = st.decimals(min_value=Decimal("-50"), max_value=Decimal("100000"), places=6, allow_nan=False, allow_infinity=False)
+SLICE = st.fixed_dictionaries({
+    "symbol": st.sampled_from(["VTI", "BTC", "ETH"]),
+    "quantity": st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("5000"), places=8, allow_nan=False, allow_infinity=False),
+    "acquired": st.one_of(st.none(), st.dates(dt.date(2023, 1, 1), dt.date(2027, 12, 31))),
+    "adjusted_acquired": st.one_of(st.none(), st.dates(dt.date(2022, 1, 1), dt.date(2027, 12, 31))),
+    "disposed": st.dates(dt.date(2024, 1, 1), dt.date(2027, 12, 31)),
+    "proceeds": MONEY,
+    "cost_basis": st.one_of(st.none(), MONEY),
+    "adjustment_code": st.sampled_from([None, "W"]),
+    "adjustment": st.sampled_from([Decimal(0), Decimal("0.004"), Decimal("0.005"), Decimal("12.345"), Decimal("-0.005")]),
+    "term": st.sampled_from([None, "short", "long"]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(SLICE, max_size=25))
+def test_form_8949_rows_are_the_worksheet_s_rows(slices: list[dict[str, object]]) -> None:
+    """The vectorised Form 8949 gives what filling it in a row at a time gives: boxes, ISO
+    dates turned US, "VARIOUS" for an unknown date, cents half away from zero, (h) from the
+    rounded figures, and the form's order (rows alike in it keep the book's order)."""
+    schema = {
+        "symbol": pl.String, "quantity": pl.Decimal(38, 18), "acquired": pl.Date, "adjusted_acquired": pl.Date, "disposed": pl.Date,
+        "proceeds": pl.Decimal(38, 18), "cost_basis": pl.Decimal(38, 18), "adjustment_code": pl.String,
+        "adjustment": pl.Decimal(38, 18), "term": pl.String,
+    }
+    disposals = pl.DataFrame(slices, schema=schema)
+    crypto = frozenset({"BTC", "ETH"})
+    assert forms.form8949(disposals, crypto).to_dicts() == _form8949_row_by_row(disposals, crypto)
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
