@@ -212,6 +212,27 @@ def test_form_8949_rows_are_the_worksheet_s_rows(slices: list[dict[str, object]]
     assert forms.form8949(disposals, crypto).to_dicts() == _form8949_row_by_row(disposals, crypto)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.decimals(min_value=Decimal("-1e15"), max_value=Decimal("1e15"), places=18,
+                                                  allow_nan=False, allow_infinity=False)), max_size=30))
+def test_html_money_cells_read_as_the_template_s_money(values: list[Decimal | None]) -> None:
+    """The report's long tables are written by polars, not a template loop: each amount reads
+    as ``render.money`` writes it (cents half away from zero, thousands separators, -0.00 for
+    a negative amount that rounds to zero, nothing for none)."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.Decimal(38, 18)})
+    assert frame.select(render._money_text(pl.col("v"))).to_series().to_list() == [render.money(v) for v in values]
+
+
+def test_html_table_rows_are_escaped_as_the_template_escapes() -> None:
+    """Text in the vectorised rows is escaped as jinja2's autoescape does it."""
+    from markupsafe import escape
+
+    texts = ["Tom & Jerry's <IRA>", '"quoted"', "plain", ""]
+    frame = pl.DataFrame({"t": texts})
+    rows = str(render._html_rows(frame, [("", pl.col("t")), (' class="num"', pl.lit("1"))]))
+    assert rows == "".join(f'<tr><td>{escape(t)}</td><td class="num">1</td></tr>\n' for t in texts)
+
+
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     assert [neutralise(v) for v in ("=1+2", "+SUM(A1)", "-cmd", "@A1", "-12.50", "+3", "VTI", 5)] == [
         "'=1+2", "'+SUM(A1)", "'-cmd", "'@A1", "-12.50", "+3", "VTI", 5,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console, Group
@@ -22,6 +22,9 @@ from taxlens.money import cents, plain
 from taxlens.report.audit import Audit
 from taxlens.report.listing import as_text, write_csv
 from taxlens.tax.federal import Profile
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 STATUS_NAMES = {"single": "single", "mfj": "married filing jointly", "mfs": "married filing separately",
                 "hoh": "head of household", "qss": "qualifying surviving spouse"}
@@ -106,6 +109,80 @@ def terminal(a: Audit, console: Console) -> None:
 # -- HTML --------------------------------------------------------------------------------------
 
 
+def _escaped(text: pl.Expr) -> pl.Expr:
+    """``text`` HTML-escaped as jinja2's autoescape (markupsafe) escapes it."""
+    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;")):
+        text = text.str.replace_all(raw, entity, literal=True)
+    return text
+
+
+def _money_text(value: pl.Expr) -> pl.Expr:
+    """``money`` as an expression: cents half away from zero, thousands separators, a minus
+    sign for any negative amount (``-0.00`` included, as Python formats it), "" for null."""
+    half = pl.when(value >= 0).then(pl.lit(Decimal("0.5"))).otherwise(pl.lit(Decimal("-0.5")))
+    whole = (value * 100 + half).cast(pl.Int128).abs()  # the cast truncates toward zero
+    units = whole // 100
+    # Eight groups of three digits (Decimal(38,18) holds under 10^20), zero-padded and joined
+    # with commas; the leading zeros and commas then go.
+    groups = [((units // 1000**k) % 1000).cast(pl.String).str.zfill(3) for k in range(7, -1, -1)]
+    integer = pl.concat_str(groups, separator=",").str.strip_chars_start("0,")
+    text = pl.concat_str(
+        pl.when(value < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+        pl.when(integer == "").then(pl.lit("0")).otherwise(integer),
+        pl.lit("."), (whole % 100).cast(pl.String).str.zfill(2),
+    )
+    return pl.when(value.is_null()).then(pl.lit("")).otherwise(text)
+
+
+def _html_rows(frame: pl.DataFrame, cells: list[tuple[str, pl.Expr]]) -> Markup:
+    """``<tr>`` rows of ``frame``, one a line, each cell ``<td{attributes}>text</td>`` for
+    (attributes, text expression) in ``cells``, the text escaped: what a jinja2 loop over the
+    rows writes, vectorised (a template loop takes 100 µs a row: 46 s for 440k disposals)."""
+    from markupsafe import Markup
+
+    if frame.height == 0:
+        return Markup("")
+    pieces: list[pl.Expr] = [pl.lit("<tr>")]
+    for attributes, text in cells:
+        pieces += [pl.lit(f"<td{attributes}>"), _escaped(text.fill_null("")), pl.lit("</td>")]
+    pieces.append(pl.lit("</tr>\n"))
+    return Markup(frame.select(pl.concat_str(pieces).str.join("")).item())
+
+
+def _iso(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%d")
+
+
+def _quantity(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """The ``qty`` of each row (``plain``): as ``listing.as_text`` writes a decimal."""
+    return pl.lit(as_text(frame.select(column)).get_column(column))
+
+
+def disposal_rows(disposals: pl.DataFrame) -> Markup:
+    """The report's disposals table body."""
+    num = ' class="num"'
+    return _html_rows(disposals, [
+        ("", pl.col("account")), ("", pl.col("symbol")), (num, _quantity(disposals, "quantity")),
+        ("", _iso("acquired")), ("", _iso("disposed")), (num, _money_text(pl.col("proceeds"))),
+        (num, _money_text(pl.col("cost_basis"))), ("", pl.col("adjustment_code")),
+        # `money(r.adjustment) if r.adjustment else ""`: any nonzero amount, even one that
+        # rounds to 0.00
+        (num, pl.when(pl.col("adjustment") != 0).then(_money_text(pl.col("adjustment"))).otherwise(pl.lit(""))),
+        (num, _money_text(pl.col("gain"))), ("", pl.col("term")),
+    ])
+
+
+def wash_rows(washes: pl.DataFrame) -> Markup:
+    """The report's wash-sales table body."""
+    num = ' class="num"'
+    return _html_rows(washes, [
+        ("", _iso("disposed")), ("", pl.col("account")), ("", pl.col("symbol")), (num, _quantity(washes, "quantity")),
+        (num, _money_text(pl.col("disallowed"))), ("", pl.col("status")),
+        ("", pl.concat_str(pl.col("replacement_account"), pl.col("replacement_symbol"), _iso("replacement_acquired"), separator=" ")),
+        ("", pl.when(pl.col("broker_reported")).then(pl.lit("yes")).otherwise(pl.lit("no"))),
+    ])
+
+
 def html(a: Audit) -> str:
     """The self-contained report: inline CSS and SVG charts, no script, no network fetch;
     every value escaped (jinja2 autoescape)."""
@@ -131,6 +208,7 @@ def html(a: Audit) -> str:
         rate=a.tax.effective_rate(), net=short + long, short=short, long=long,
         busiest=f"{top['trades']} trades (week of {top['week'].isoformat()})" if top else "none",
         profile=describe_profile(a.profile), profile_year=a.profile.year, version=__version__,
+        disposal_rows=disposal_rows(a.disposals), wash_rows=wash_rows(a.washes),
     )
 
 
