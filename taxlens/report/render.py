@@ -146,7 +146,8 @@ def _html_rows(frame: pl.DataFrame, cells: list[tuple[str, pl.Expr]]) -> Markup:
     for attributes, text in cells:
         pieces += [pl.lit(f"<td{attributes}>"), _escaped(text.fill_null("")), pl.lit("</td>")]
     pieces.append(pl.lit("</tr>\n"))
-    return Markup(frame.select(pl.concat_str(pieces).str.join("")).item())
+    # Lazy: the amounts' shared subexpressions are then computed once, not once a use.
+    return Markup(frame.lazy().select(pl.concat_str(pieces).str.join("")).collect().item())
 
 
 def _iso(column: str) -> pl.Expr:
