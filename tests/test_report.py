@@ -233,6 +233,29 @@ def test_html_table_rows_are_escaped_as_the_template_escapes() -> None:
     assert rows == "".join(f'<tr><td>{escape(t)}</td><td class="num">1</td></tr>\n' for t in texts)
 
 
+def test_short_term_gains_just_short_of_long_term() -> None:
+    """The audit's "sold just short of long-term": short-term gains sold fewer than 30 days
+    before the anniversary after which they would have been long-term (tax-rules.md §1)."""
+    from taxlens.report.audit import _near_long_term
+
+    d = dt.date
+    slices = pl.DataFrame(
+        [  # adjusted_acquired, disposed, term, gain: counted?
+            (d(2024, 3, 10), d(2025, 3, 1), "short", Decimal("5.25")),   # 9 days before 2025-03-10: yes
+            (d(2024, 3, 10), d(2025, 2, 8), "short", Decimal("7")),      # 30 days before: no
+            (d(2024, 3, 10), d(2025, 2, 9), "short", Decimal("1.5")),    # 29 days before: yes
+            (d(2024, 2, 29), d(2025, 2, 27), "short", Decimal("2")),     # month end: turns after 2025-02-28: yes
+            (d(2024, 3, 10), d(2025, 3, 5), "short", Decimal("-4")),     # a loss: no
+            (d(2024, 1, 2), d(2025, 3, 5), "long", Decimal("9")),        # already long-term: no
+            (d(2025, 1, 2), d(2025, 3, 5), "short", Decimal("3")),       # ten months early: no
+        ],
+        schema={"adjusted_acquired": pl.Date, "disposed": pl.Date, "term": pl.String, "gain": pl.Decimal(38, 18)},
+        orient="row",
+    )
+    assert _near_long_term(slices, 30, True) == {"days": 30, "slices": 3, "gain": Decimal("8.75")}
+    assert _near_long_term(slices.head(0), 30, True) == {"days": 30, "slices": 0, "gain": Decimal(0)}
+
+
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     assert [neutralise(v) for v in ("=1+2", "+SUM(A1)", "-cmd", "@A1", "-12.50", "+3", "VTI", 5)] == [
         "'=1+2", "'+SUM(A1)", "'-cmd", "'@A1", "-12.50", "+3", "VTI", 5,

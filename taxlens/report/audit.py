@@ -238,12 +238,13 @@ def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) ->
     from taxlens.lots.holding import anniversary
 
     rows = disposals.filter((pl.col("term") == "short") & (pl.col("gain") > 0)).select("adjusted_acquired", "disposed", "gain")
-    count, gain = 0, ZERO
-    for acquired, disposed, g in rows.iter_rows():
-        if (anniversary(acquired, month_end_rule=month_end_rule) - disposed).days < days:
-            count += 1
-            gain += g
-    return {"days": days, "slices": count, "gain": gain}
+    # Each distinct acquisition date's anniversary worked out once (a year has a few hundred).
+    dates = rows.get_column("adjusted_acquired").drop_nulls().unique()
+    ends = pl.Series([anniversary(d, month_end_rule=month_end_rule) for d in dates.to_list()], dtype=pl.Date)
+    turns = pl.col("adjusted_acquired").replace_strict(dates, ends, default=None, return_dtype=pl.Date)
+    near = rows.filter((turns - pl.col("disposed")).dt.total_days() < days)
+    gain = near.get_column("gain").sum() if near.height else None
+    return {"days": days, "slices": near.height, "gain": Decimal(gain) if gain is not None else ZERO}
 
 
 BUCKETS = ((7, "up to a week"), (30, "8-30 days"), (90, "31-90 days"), (182, "3-6 months"), (365, "6-12 months"), (10**6, "over a year"))
