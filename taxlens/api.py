@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -224,9 +224,13 @@ class Book:
             progress(len(names), len(names), "", "done")
         return IngestReport(results)
 
-    def trades(self, *, account: str | None = None, symbol: str | None = None, year: int | None = None) -> pl.DataFrame:
-        """Stored trades, oldest first (see the ``trade_list`` view for the columns)."""
-        return self.store.trades(account=account, symbol=symbol, year=year)
+    def trades(
+        self, *, account: str | None = None, symbol: str | None = None, year: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Stored trades, oldest first (see the ``trade_list`` view for the columns); only
+        ``columns`` of them when given."""
+        return self.store.trades(account=account, symbol=symbol, year=year, columns=columns)
 
     def accounts(self) -> pl.DataFrame:
         """Accounts in the data or in taxlens.toml, with type, owner and trade counts."""

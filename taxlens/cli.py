@@ -29,7 +29,7 @@ from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
 from taxlens.report import forms, listing, render
-from taxlens.report.audit import Audit, audit_years, build_audit
+from taxlens.report.audit import AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
 from taxlens.report.reconcile import reconcile as reconcile_frames
 from taxlens.store import DEFAULT_DB, ENV_DB
@@ -540,7 +540,7 @@ def _write_outputs(files: dict[Path, str], force: bool) -> None:
 
 def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     """The audit of ``year`` (default: the latest year with trades) over the stored book."""
-    trades = book.trades()
+    trades = book.trades(columns=AUDIT_TRADE_COLUMNS)
     if trades.height == 0:
         raise click.ClickException("no trades in the database yet (run `taxlens ingest` or `taxlens audit FILES`)")
     years = audit_years(trades)

@@ -63,6 +63,17 @@ def year(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield a, book
 
 
+def test_the_audit_needs_only_its_trade_columns(year) -> None:  # type: ignore[no-untyped-def]
+    """``taxlens audit`` reads only ``AUDIT_TRADE_COLUMNS`` of the trades: the same audit as
+    from every column."""
+    from taxlens.report.audit import AUDIT_TRADE_COLUMNS
+
+    a, book = year
+    narrow = build_audit(book.trades(columns=AUDIT_TRADE_COLUMNS), book.booked(), book.config, 2025)
+    assert render.to_json(narrow) == render.to_json(a)
+    assert render.html(narrow) == render.html(a)
+
+
 def test_the_numbers_behind_the_report(year) -> None:  # type: ignore[no-untyped-def]
     a, _book = year
     # VTI: 10 at 100 + 1 fee = 1,001 (100.10 a share). 3/3: 5 × 110 − 1 = 549 − 500.50 = 48.50.
