@@ -327,6 +327,24 @@ class Book:
         finally:
             cursor.close()
 
+    def audit_booking(self, year: int, columns: dict[str, tuple[str, ...]]) -> tuple[Booked, pl.DataFrame, pl.DataFrame] | None:
+        """For a book booked in chunks (see ``in_batches``): the stored booking with only
+        ``columns`` of each table (``lots``, ``disposals``, ``washes``) and its problems, and
+        ``year``'s disposals and washes whole, in the booking's order: what an audit of a
+        long history needs, without every column of every year in memory. Books and stores it
+        first unless the stored booking is current. None for a smaller book, and for a
+        read-only one not booked yet."""
+        streamed = self.in_batches("washes", year=year)
+        if streamed is None:
+            return None
+        problems, errors, washes = streamed
+        with closing(washes):
+            year_washes = pl.concat(list(washes))
+        with self.store.memory_limit(DUCKDB_SORTING):
+            year_disposals = pl.concat(list(self.store.booked_batches("disposals", year=year)))
+        narrow = {table: self.store.booked_columns(table, list(names)) for table, names in columns.items()}
+        return Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"]), year_disposals, year_washes
+
     def _chunks_booked(self, settings: Settings, chosen: Selections | None, through: dt.date | None = None) -> Generator[Booked]:
         """The booking of the stored trades (those with a tax date up to ``through``, when
         given), a chunk of symbols at a time: each chunk's lots, disposals and washes as the

@@ -29,7 +29,7 @@ from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
 from taxlens.report import forms, listing, render
-from taxlens.report.audit import AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
+from taxlens.report.audit import AUDIT_BOOKING_COLUMNS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
 from taxlens.report.reconcile import reconcile as reconcile_frames
 from taxlens.store import DEFAULT_DB, ENV_DB
@@ -547,9 +547,14 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     chosen = year if year is not None else years[-1]
     if chosen not in years:
         raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
-    booked = book.booked()
+    # A long history's booking is read narrow but for the audited year (its tables are shown).
+    parts = book.audit_booking(chosen, AUDIT_BOOKING_COLUMNS)
     try:
-        return build_audit(trades, booked, book.config, chosen), booked
+        if parts is None:
+            booked = book.booked()
+            return build_audit(trades, booked, book.config, chosen), booked
+        booked, year_disposals, year_washes = parts
+        return build_audit(trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes), booked
     except TaxlensError as exc:
         raise click.ClickException(str(exc)) from exc
 

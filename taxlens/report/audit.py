@@ -92,10 +92,24 @@ def audit_years(trades: pl.DataFrame) -> list[int]:
 AUDIT_TRADE_COLUMNS = ("trade_date", "account", "symbol", "asset_class", "action", "fee", "fee_currency", "currency", "note")
 
 
-def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int) -> Audit:
+#: The columns of a booking ``build_audit`` reads beyond the audited year's disposals and
+#: washes (which it shows whole): a large book's other years load in a fraction of the memory.
+AUDIT_BOOKING_COLUMNS = {
+    "lots": ("account", "symbol", "acquired", "cost_basis"),
+    "disposals": ("account", "symbol", "disposed", "cost_basis", "wash_basis"),
+    "washes": ("disposed", "status", "disallowed", "broker_reported"),
+}
+
+
+def build_audit(
+    trades: pl.DataFrame, booked: Booked, config: Config, year: int, *,
+    year_disposals: pl.DataFrame | None = None, year_washes: pl.DataFrame | None = None,
+) -> Audit:
     """The audit of ``year`` from the stored ``trades`` (trade_list columns, or at least
     ``AUDIT_TRADE_COLUMNS``, in any order) and the ``booked`` lots, disposals and washes
-    (with wash sales applied)."""
+    (with wash sales applied). With ``year_disposals`` and ``year_washes`` (every column, in
+    the booking's order; at least those of the year), ``booked``'s frames need only
+    ``AUDIT_BOOKING_COLUMNS``."""
     types = {name: a.type.value for name, a in config.accounts.items()}
     taxable_accounts = _taxable(trades, booked, config)
     in_year = trades.filter(pl.col("trade_date").dt.year() == year)
@@ -104,8 +118,9 @@ def build_audit(trades: pl.DataFrame, booked: Booked, config: Config, year: int)
     through = in_year.get_column("trade_date").max()
     assert isinstance(through, dt.date)
     trade_rows = in_year.filter(pl.col("action").is_in(TRADES))
-    disposals = booked.disposals.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts))
-    washes_year = booked.washes.filter(pl.col("disposed").dt.year() == year)
+    shown = booked.disposals if year_disposals is None else year_disposals
+    disposals = shown.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts))
+    washes_year = (booked.washes if year_washes is None else year_washes).filter(pl.col("disposed").dt.year() == year)
 
     fee_rows = _fees(in_year)
     events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())

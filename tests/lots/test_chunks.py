@@ -228,6 +228,30 @@ def test_the_cli_lists_a_book_in_chunks_as_it_lists_the_whole(tmp_path: Path, ru
     assert outputs[0][0].strip()
 
 
+@pytest.mark.parametrize("year", [None, "2024"])
+def test_the_audit_of_a_book_in_chunks_is_the_audit_of_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, year: str | None) -> None:  # type: ignore[no-untyped-def]
+    """``taxlens audit`` over a book booked in chunks reads its other years narrow
+    (``Book.audit_booking``): the same summary and the same five files as over a book held
+    whole."""
+    write(tmp_path, "trades.csv", TRADES)
+    write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
+    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
+    outputs = []
+    for chunk in (None, "3"):
+        if chunk is None:
+            monkeypatch.delenv("TAXLENS_CHUNK_TRADES", raising=False)
+        else:
+            monkeypatch.setenv("TAXLENS_CHUNK_TRADES", chunk)
+        db, out = f"db{chunk}.duckdb", tmp_path / f"out{chunk}"
+        assert run("--db", db, "ingest", "-q", "trades.csv", "activities.json").exit_code == 0
+        result = run("--db", db, "audit", "--out", str(out), *(["--year", year] if year else []))
+        assert result.exit_code == 0, result.output
+        files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+        outputs.append((result.stdout.replace(str(out), "OUT"), result.stderr, files))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][2]) == 5 and b"<tr>" in outputs[0][2][next(n for n in outputs[0][2] if n.endswith(".html"))]
+
+
 def test_a_read_only_book_lists_a_stored_booking_in_batches(tmp_path: Path) -> None:
     """Booked in chunks and stored, a large book opened read-only (as by another process) is
     still read back a batch at a time; not yet booked, it is booked whole in memory."""
