@@ -198,6 +198,24 @@ def test_lots_as_of_a_date_are_replayed_in_chunks_as_a_whole(tmp_path: Path, chu
     assert whole[0].height
 
 
+def whole_then_chunked(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, *args: str):  # type: ignore[no-untyped-def]
+    """The household ingested into two databases, one booked whole and one in chunks of 3
+    trades; ``args`` run on each. Yields (database name, result): the whole book's first."""
+    write(tmp_path, "trades.csv", TRADES)
+    write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
+    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
+    for chunk in (None, "3"):
+        if chunk is None:
+            monkeypatch.delenv("TAXLENS_CHUNK_TRADES", raising=False)
+        else:
+            monkeypatch.setenv("TAXLENS_CHUNK_TRADES", chunk)
+        db = f"db{chunk}"
+        assert run("--db", f"{db}.duckdb", "ingest", "-q", "trades.csv", "activities.json").exit_code == 0
+        result = run("--db", f"{db}.duckdb", *(a.format(db=db) for a in args))
+        assert result.exit_code == 0, result.output
+        yield db, result
+
+
 @pytest.mark.parametrize("args", [
     ["gains", "--format", "csv"], ["gains", "--format", "csv", "--year", "2025"], ["gains", "--format", "json", "--account", "Alpaca"],
     ["gains", "--format", "csv", "--symbol", "NONE"], ["gains", "--format", "table"],
@@ -210,44 +228,20 @@ def test_lots_as_of_a_date_are_replayed_in_chunks_as_a_whole(tmp_path: Path, chu
 def test_the_cli_lists_a_book_in_chunks_as_it_lists_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:  # type: ignore[no-untyped-def]
     """``gains``, ``lots`` and ``wash`` read a book booked in chunks back from the database a
     batch at a time: the same CSV, JSON, table and totals line as from a book held whole."""
-    write(tmp_path, "trades.csv", TRADES)
-    write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
-    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
-    outputs = []
-    for chunk in (None, "3"):
-        if chunk is None:
-            monkeypatch.delenv("TAXLENS_CHUNK_TRADES", raising=False)
-        else:
-            monkeypatch.setenv("TAXLENS_CHUNK_TRADES", chunk)
-        db = f"db{chunk}.duckdb"
-        assert run("--db", db, "ingest", "-q", "trades.csv", "activities.json").exit_code == 0
-        result = run("--db", db, *args)
-        assert result.exit_code == 0, result.output
-        outputs.append((result.stdout, result.stderr))
+    outputs = [(result.stdout, result.stderr) for _, result in whole_then_chunked(tmp_path, run, monkeypatch, *args)]
     assert outputs[0] == outputs[1]
     assert outputs[0][0].strip()
 
 
-@pytest.mark.parametrize("year", [None, "2024"])
-def test_the_audit_of_a_book_in_chunks_is_the_audit_of_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, year: str | None) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("year", [[], ["--year", "2024"]])
+def test_the_audit_of_a_book_in_chunks_is_the_audit_of_the_whole(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch, year: list[str]) -> None:  # type: ignore[no-untyped-def]
     """``taxlens audit`` over a book booked in chunks reads its other years narrow
     (``Book.audit_booking``): the same summary and the same five files as over a book held
     whole."""
-    write(tmp_path, "trades.csv", TRADES)
-    write(tmp_path, "activities.json", json.dumps(ALPACA, indent=1))
-    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n[wash_sales.groups]\nsp500 = ["SPY", "IVV"]\n')
     outputs = []
-    for chunk in (None, "3"):
-        if chunk is None:
-            monkeypatch.delenv("TAXLENS_CHUNK_TRADES", raising=False)
-        else:
-            monkeypatch.setenv("TAXLENS_CHUNK_TRADES", chunk)
-        db, out = f"db{chunk}.duckdb", tmp_path / f"out{chunk}"
-        assert run("--db", db, "ingest", "-q", "trades.csv", "activities.json").exit_code == 0
-        result = run("--db", db, "audit", "--out", str(out), *(["--year", year] if year else []))
-        assert result.exit_code == 0, result.output
-        files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
-        outputs.append((result.stdout.replace(str(out), "OUT"), result.stderr, files))
+    for db, result in whole_then_chunked(tmp_path, run, monkeypatch, "audit", "--out", "{db}-out", *year):
+        files = {p.name: p.read_bytes() for p in sorted((tmp_path / f"{db}-out").iterdir()) if not p.name.startswith(".")}
+        outputs.append((result.stdout.replace(f"{db}-out", "OUT"), result.stderr, files))
     assert outputs[0] == outputs[1]
     assert len(outputs[0][2]) == 5 and b"<tr>" in outputs[0][2][next(n for n in outputs[0][2] if n.endswith(".html"))]
 
