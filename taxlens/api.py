@@ -264,10 +264,11 @@ class Book:
         )
         return hashlib.sha256(fingerprint.encode()).hexdigest(), settings, chosen
 
-    def _large(self) -> bool:
-        """Whether the book has more trades than a chunk: a booking then goes a chunk at a time
-        where it can be stored (a read-only book is booked whole, in memory)."""
-        return self.store.trade_count() > self._chunk_target()
+    def _large(self, through: dt.date | None = None) -> bool:
+        """Whether the book (its trades up to ``through``, when given) has more trades than a
+        chunk: a booking then goes a chunk at a time where it can be stored (a read-only book
+        is booked whole, in memory)."""
+        return self.store.trade_count(through) > self._chunk_target()
 
     def _chunk_target(self) -> int:
         if self.chunk_trades is not None:
@@ -283,15 +284,10 @@ class Book:
         never all in memory (a reader left open is closed with the book). Books and stores it
         first unless the stored booking is current. None for a smaller book (``gains``,
         ``lots`` and ``washes`` are then quicker), and for a read-only one not booked yet."""
-        self._saved()
-        if not self._large():
+        flagged = self._stored_in_chunks(method)
+        if flagged is None:
             return None
-        key, settings, chosen = self._key(method, None)
-        if self.store.book_key() != key:
-            if self.store.read_only:  # nowhere to store it: booked whole, in memory
-                return None
-            self._book_in_chunks(key, settings, chosen)
-        problems, errors = self.store.load_book_problems()
+        problems, errors = flagged
 
         def batches() -> Generator[pl.DataFrame]:
             with self.store.memory_limit(DUCKDB_SORTING):
@@ -300,6 +296,20 @@ class Book:
         reader = batches()
         self._reading.add(reader)
         return problems, errors, reader
+
+    def _stored_in_chunks(self, method: str | None) -> tuple[list[RowError], list[RowError]] | None:
+        """For a book larger than a chunk: its stored booking made current (booked and stored
+        a chunk at a time first, if need be), and that booking's problems and errors. None
+        for a smaller book, and for a read-only one not booked yet (nowhere to store it)."""
+        self._saved()
+        if not self._large():
+            return None
+        key, settings, chosen = self._key(method, None)
+        if self.store.book_key() != key:
+            if self.store.read_only:
+                return None
+            self._book_in_chunks(key, settings, chosen)
+        return self.store.load_book_problems()
 
     def _book_in_chunks(self, key: str, settings: Settings, chosen: Selections | None) -> None:
         """Book the stored trades a chunk of symbols at a time (``lots.chunks``) and store the
@@ -334,14 +344,12 @@ class Book:
         long history needs, without every column of every year in memory. Books and stores it
         first unless the stored booking is current. None for a smaller book, and for a
         read-only one not booked yet."""
-        streamed = self.in_batches("washes", year=year)
-        if streamed is None:
+        flagged = self._stored_in_chunks(None)
+        if flagged is None:
             return None
-        problems, errors, washes = streamed
-        with closing(washes):
-            year_washes = pl.concat(list(washes))
+        problems, errors = flagged
         with self.store.memory_limit(DUCKDB_SORTING):
-            year_disposals = pl.concat(list(self.store.booked_batches("disposals", year=year)))
+            year_disposals, year_washes = (pl.concat(list(self.store.booked_batches(t, year=year))) for t in ("disposals", "washes"))
         narrow = {table: self.store.booked_columns(table, list(names)) for table, names in columns.items()}
         return Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"]), year_disposals, year_washes
 
@@ -421,7 +429,7 @@ class Book:
             frame = kept(self.booked(method=method).lots)
         else:
             settings, chosen = self._settings(method)
-            if self.store.trade_count(as_of) > self._chunk_target():
+            if self._large(as_of):
                 # Replayed a chunk of symbols at a time, as a large book is booked, keeping only
                 # the lots asked for: the whole replay would need the memory of the whole book.
                 parts = []
