@@ -37,18 +37,23 @@ def term(acquired: dt.date, disposed: dt.date, *, month_end_rule: bool = True) -
 
 
 def term_expr(acquired: pl.Expr, disposed: pl.Expr, *, month_end_rule: bool = True, dates: pl.Series | None = None) -> pl.Expr:
-    """``term`` as a polars expression over date columns (same rule, vectorised).
+    """``term`` as a polars expression over date columns (same rule, vectorised; ``dates`` as
+    for ``anniversary_expr``)."""
+    anniversary = anniversary_expr(acquired, month_end_rule=month_end_rule, dates=dates)
+    return pl.when(disposed > anniversary).then(pl.lit("long")).otherwise(pl.lit("short"))
+
+
+def anniversary_expr(acquired: pl.Expr, *, month_end_rule: bool = True, dates: pl.Series | None = None) -> pl.Expr:
+    """``anniversary`` as a polars expression over a date column (same rule, vectorised).
 
     ``dates``, when given, holds every value ``acquired`` takes: each anniversary is then worked
     out once per distinct date and looked up, which is several times faster than date arithmetic
     on every row (a big booking has many rows per acquisition date)."""
     if dates is None:
-        anniversary = _anniversary_expr(acquired, month_end_rule)
-    else:
-        days = dates.unique().drop_nulls()
-        ends = pl.select(_anniversary_expr(pl.lit(days), month_end_rule)).to_series()
-        anniversary = acquired.replace_strict(days, ends, default=None, return_dtype=pl.Date)
-    return pl.when(disposed > anniversary).then(pl.lit("long")).otherwise(pl.lit("short"))
+        return _anniversary_expr(acquired, month_end_rule)
+    days = dates.unique().drop_nulls()
+    ends = pl.select(_anniversary_expr(pl.lit(days), month_end_rule)).to_series()
+    return acquired.replace_strict(days, ends, default=None, return_dtype=pl.Date)
 
 
 def _anniversary_expr(acquired: pl.Expr, month_end_rule: bool) -> pl.Expr:

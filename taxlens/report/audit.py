@@ -256,13 +256,10 @@ def _average_invested(booked: Booked, accounts: list[str], year: int) -> Decimal
 
 def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) -> dict[str, Decimal | int]:
     """Short-term gains realized within ``days`` of the shares turning long-term."""
-    from taxlens.lots.holding import anniversary
+    from taxlens.lots.holding import anniversary_expr
 
     rows = disposals.filter((pl.col("term") == "short") & (pl.col("gain") > 0)).select("adjusted_acquired", "disposed", "gain")
-    # Each distinct acquisition date's anniversary worked out once (a year has a few hundred).
-    dates = rows.get_column("adjusted_acquired").drop_nulls().unique()
-    ends = pl.Series([anniversary(d, month_end_rule=month_end_rule) for d in dates.to_list()], dtype=pl.Date)
-    turns = pl.col("adjusted_acquired").replace_strict(dates, ends, default=None, return_dtype=pl.Date)
+    turns = anniversary_expr(pl.col("adjusted_acquired"), month_end_rule=month_end_rule, dates=rows.get_column("adjusted_acquired"))
     near = rows.filter((turns - pl.col("disposed")).dt.total_days() < days)
     gain = near.get_column("gain").sum() if near.height else None
     return {"days": days, "slices": near.height, "gain": Decimal(gain) if gain is not None else ZERO}
