@@ -60,13 +60,10 @@ def form8949(disposals: pl.DataFrame, crypto: frozenset[str]) -> pl.DataFrame:
     ``disposals``). Money is rounded to cents, half away from zero (text, two decimals; an
     amount that rounds to zero reads ``0.00``, never ``-0.00``); (h) = (d) − (e) + (g) from the
     rounded figures. Vectorised: a million slices take well under a second."""
-    from taxlens.report.listing import as_text, cents_expr
+    from taxlens.report.listing import as_text, cents_expr, date_text
 
-    def dated(frame: pl.DataFrame, column: str) -> pl.Expr:  # each distinct date formatted once (a year has few)
-        days = frame.get_column(column).drop_nulls().unique()
-        if days.len() == 0:  # every date unknown, or no rows
-            return pl.lit("VARIOUS", dtype=pl.String)
-        return pl.col(column).replace_strict(days, days.dt.strftime("%m/%d/%Y"), return_dtype=pl.String).fill_null("VARIOUS")
+    def dated(frame: pl.DataFrame, column: str) -> pl.Expr:
+        return date_text(column, frame.get_column(column), "%m/%d/%Y").fill_null("VARIOUS")
 
     quantity = as_text(disposals.select("quantity")).get_column("quantity")
     rounded = disposals.with_columns(

@@ -50,19 +50,24 @@ def as_text(frame: pl.DataFrame) -> pl.DataFrame:
                 col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
                 .str.replace(r"\.000000$", "").alias(name) + pl.lit("Z")
             )
-        elif dtype == pl.Date and frame.height:
-            # A listing holds few distinct dates: each is formatted once and looked up, several
-            # times faster than formatting every cell.
-            days = frame.get_column(name).unique()
-            exprs.append(col.replace_strict(days, days.dt.strftime("%Y-%m-%d"), return_dtype=pl.String).alias(name))
         elif dtype == pl.Date:
-            exprs.append(col.dt.strftime("%Y-%m-%d").alias(name))
+            exprs.append(date_text(name, frame.get_column(name)).alias(name))
         elif dtype == pl.Boolean:
             exprs.append(pl.when(col).then(pl.lit("yes")).when(~col).then(pl.lit("no")).otherwise(None).alias(name))
         else:
             # CSV can't tell "" from missing; polars would quote "" to keep them apart.
             exprs.append(pl.when(col.cast(pl.String) == "").then(None).otherwise(col.cast(pl.String)).alias(name))
     return frame.select(exprs)
+
+
+def date_text(column: str, dates: pl.Series, form: str = "%Y-%m-%d") -> pl.Expr:
+    """The dates of ``column`` as text in ``form`` (ISO by default), null for null. ``dates``
+    holds every value the column takes: a listing holds few distinct dates, and each is
+    formatted once and looked up, several times faster than formatting every cell."""
+    days = dates.drop_nulls().unique()
+    if days.len() == 0:  # no dates at all: nothing to look up (polars can't replace from nothing)
+        return pl.col(column).cast(pl.String)
+    return pl.col(column).replace_strict(days, days.dt.strftime(form), default=None, return_dtype=pl.String)
 
 
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)$"
@@ -199,11 +204,15 @@ def render(frame: pl.DataFrame, fmt: str, out: TextIO, console: Console, title: 
 
 
 def cents_expr(value: pl.Expr) -> pl.Expr:
-    """Round a Decimal column to cents, half away from zero (as forms are filled), vectorised:
-    shift by half a cent, truncate to whole cents as an integer, scale back."""
+    """Round a Decimal column to cents, half away from zero (as forms are filled), vectorised."""
+    return whole_cents(value).cast(pl.Decimal(38, 2)) / 100
+
+
+def whole_cents(value: pl.Expr) -> pl.Expr:
+    """A Decimal column in whole cents (Int128), rounded half away from zero: shifted by half a
+    cent, then truncated (the cast truncates toward zero)."""
     half = pl.when(value >= 0).then(pl.lit(Decimal("0.5"))).otherwise(pl.lit(Decimal("-0.5")))
-    whole = (value * 100 + half).cast(pl.Int128)
-    return whole.cast(pl.Decimal(38, 2)) / 100
+    return (value * 100 + half).cast(pl.Int128)
 
 
 def round_money(frame: pl.DataFrame, columns: list[str], *, gain: str | None = None) -> pl.DataFrame:

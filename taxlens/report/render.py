@@ -20,7 +20,7 @@ from rich.table import Table
 from taxlens import __version__
 from taxlens.money import cents, plain
 from taxlens.report.audit import Audit
-from taxlens.report.listing import as_text, write_csv
+from taxlens.report.listing import as_text, date_text, whole_cents, write_csv
 from taxlens.tax.federal import Profile
 
 if TYPE_CHECKING:
@@ -119,8 +119,7 @@ def _escaped(text: pl.Expr) -> pl.Expr:
 def _money_text(value: pl.Expr) -> pl.Expr:
     """``money`` as an expression: cents half away from zero, thousands separators, a minus
     sign for any negative amount (``-0.00`` included, as Python formats it), "" for null."""
-    half = pl.when(value >= 0).then(pl.lit(Decimal("0.5"))).otherwise(pl.lit(Decimal("-0.5")))
-    whole = (value * 100 + half).cast(pl.Int128).abs()  # the cast truncates toward zero
+    whole = whole_cents(value).abs()
     units = whole // 100
     # Eight groups of three digits (Decimal(38,18) holds under 10^20), zero-padded and joined
     # with commas; the leading zeros and commas then go.
@@ -150,10 +149,6 @@ def _html_rows(frame: pl.DataFrame, cells: list[tuple[str, pl.Expr]]) -> Markup:
     return Markup(frame.lazy().select(pl.concat_str(pieces).str.join("")).collect().item())
 
 
-def _iso(column: str) -> pl.Expr:
-    return pl.col(column).dt.strftime("%Y-%m-%d")
-
-
 def _quantity(frame: pl.DataFrame, column: str) -> pl.Expr:
     """The ``qty`` of each row (``plain``): as ``listing.as_text`` writes a decimal."""
     return pl.lit(as_text(frame.select(column)).get_column(column))
@@ -164,7 +159,7 @@ def disposal_rows(disposals: pl.DataFrame) -> Markup:
     num = ' class="num"'
     return _html_rows(disposals, [
         ("", pl.col("account")), ("", pl.col("symbol")), (num, _quantity(disposals, "quantity")),
-        ("", _iso("acquired")), ("", _iso("disposed")), (num, _money_text(pl.col("proceeds"))),
+        ("", date_text("acquired", disposals.get_column("acquired"))), ("", date_text("disposed", disposals.get_column("disposed"))), (num, _money_text(pl.col("proceeds"))),
         (num, _money_text(pl.col("cost_basis"))), ("", pl.col("adjustment_code")),
         # `money(r.adjustment) if r.adjustment else ""`: any nonzero amount, even one that
         # rounds to 0.00
@@ -177,9 +172,10 @@ def wash_rows(washes: pl.DataFrame) -> Markup:
     """The report's wash-sales table body."""
     num = ' class="num"'
     return _html_rows(washes, [
-        ("", _iso("disposed")), ("", pl.col("account")), ("", pl.col("symbol")), (num, _quantity(washes, "quantity")),
+        ("", date_text("disposed", washes.get_column("disposed"))), ("", pl.col("account")), ("", pl.col("symbol")), (num, _quantity(washes, "quantity")),
         (num, _money_text(pl.col("disallowed"))), ("", pl.col("status")),
-        ("", pl.concat_str(pl.col("replacement_account"), pl.col("replacement_symbol"), _iso("replacement_acquired"), separator=" ")),
+        ("", pl.concat_str(pl.col("replacement_account"), pl.col("replacement_symbol"),
+                             date_text("replacement_acquired", washes.get_column("replacement_acquired")), separator=" ")),
         ("", pl.when(pl.col("broker_reported")).then(pl.lit("yes")).otherwise(pl.lit("no"))),
     ])
 
