@@ -101,13 +101,13 @@ _TRADE_ID_HALVES = "(t.trade_id >> 64)::UBIGINT AS _hi, (t.trade_id & 1844674407
 
 
 def _through(through: dt.date | None) -> str:
-    """A WHERE clause keeping the trades (``trades t``) with a tax date up to ``through``;
-    empty for None. Its parameter: ``_dated``."""
-    return "WHERE t.trade_date <= ?" if through is not None else ""
+    """A condition keeping the trades (``trades t``) with a tax date up to ``through`` (TRUE
+    for None). Its parameter: ``_dated``."""
+    return "t.trade_date <= $through" if through is not None else "TRUE"
 
 
-def _dated(through: dt.date | None) -> list[object]:
-    return [through] if through is not None else []
+def _dated(through: dt.date | None) -> dict[str, object]:
+    return {"through": through} if through is not None else {}
 
 
 def _where(
@@ -435,7 +435,7 @@ class Store:
 
     def trade_count(self, through: dt.date | None = None) -> int:
         """How many trades are stored (with a tax date up to ``through``, when given)."""
-        return int(self.con.execute(f"SELECT count(*) FROM trades t {_through(through)}", _dated(through)).fetchall()[0][0])
+        return int(self.con.execute(f"SELECT count(*) FROM trades t WHERE {_through(through)}", _dated(through)).fetchall()[0][0])
 
     @contextlib.contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:
@@ -463,7 +463,7 @@ class Store:
         return self._frame(
             "SELECT trade_date, ts, action, symbol, account, "
             f"CASE WHEN action = 'sale_fee' THEN {_TRADE_LIST['trade_id']} END AS fee_id "
-            f"FROM trades t {_through(through)} {self.BOOK_ORDER}",
+            f"FROM trades t WHERE {_through(through)} {self.BOOK_ORDER}",
             _dated(through),
         )
 
@@ -471,7 +471,7 @@ class Store:
         """The ``source`` (path:line) of the trades ``booking_keys`` gives, in its order."""
         return self._frame(
             f"SELECT {_TRADE_LIST['source']} AS source FROM trades t JOIN files f ON f.sha256 = t.file_sha256 "
-            f"{_through(through)} {self.BOOK_ORDER}",
+            f"WHERE {_through(through)} {self.BOOK_ORDER}",
             _dated(through),
         ).get_column("source")
 
@@ -488,17 +488,16 @@ class Store:
         took as long as reading everything else."""
         joins = "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account"
         listed = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
-        selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins} WHERE {'t.trade_date <= $through' if through else 'TRUE'}"
-        dated: dict[str, object] = {"through": through} if through else {}
+        selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins} WHERE {_through(through)}"
         if symbols is None:
-            frame = self._frame(selected, dated)
+            frame = self._frame(selected, _dated(through))
         else:
             # Two selects, not one WHERE with an OR: DuckDB then filters the symbols as the
             # table is scanned, a third quicker per chunk.
             frame = self._frame(
                 f"{selected} AND t.action <> 'sale_fee' AND list_contains($symbols, t.symbol) "
                 f"UNION ALL {selected} AND t.action = 'sale_fee' AND list_contains($fees, {_TRADE_LIST['trade_id']})",
-                {"symbols": list(symbols), "fees": list(fee_ids or []), **dated},
+                {"symbols": list(symbols), "fees": list(fee_ids or []), **_dated(through)},
             )
         # Sorted here: DuckDB would sort these wide rows on disk under the memory limit booking
         # in chunks sets, and through the view (by its text source) takes longer even in memory.
