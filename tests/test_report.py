@@ -163,7 +163,26 @@ def test_txf_reproduces_the_spec_example() -> None:
     ],
 )
 def test_form_8949_box_rules(term: str, crypto: bool, acquired: dt.date | None, disposed: dt.date, known: bool, expected: str) -> None:
-    assert forms.box(term, crypto, acquired, disposed, known) == expected
+    assert _box(term, crypto, acquired, disposed, known) == expected
+    slice_ = pl.DataFrame(
+        {"term": [term], "symbol": ["BTC" if crypto else "VTI"], "acquired": [acquired], "disposed": [disposed],
+         "cost_basis": [Decimal(1) if known else None]},
+        schema={"term": pl.String, "symbol": pl.String, "acquired": pl.Date, "disposed": pl.Date, "cost_basis": pl.Decimal(38, 18)},
+    )
+    assert slice_.select(forms.box_expr(frozenset({"BTC"}))).item() == expected
+
+
+def _box(term: str, crypto: bool, acquired: dt.date | None, disposed: dt.date, basis_known: bool) -> str:
+    """The Form 8949 box for one slice, as a worksheet decides it (forms' module docstring)."""
+    short = term != "long"
+    if crypto and disposed.year >= 2025:
+        reported = basis_known and acquired is not None and acquired.year >= 2026 and disposed.year >= 2026
+        return ("G" if short else "J") if reported else ("H" if short else "K")
+    if crypto:
+        return "C" if short else "F"
+    if not basis_known:
+        return "B" if short else "E"
+    return "A" if short else "D"
 
 
 def _form8949_row_by_row(disposals: pl.DataFrame, crypto: frozenset[str]) -> list[dict[str, str | None]]:
@@ -178,7 +197,7 @@ def _form8949_row_by_row(disposals: pl.DataFrame, crypto: frozenset[str]) -> lis
         acquired = r["adjusted_acquired"] or r["acquired"]
         rows.append({
             "part": "I" if term == "short" else "II",
-            "box": forms.box(term, is_crypto, r["acquired"], r["disposed"], known),
+            "box": _box(term, is_crypto, r["acquired"], r["disposed"], known),
             "description": f"{plain(r['quantity'])}{'' if is_crypto else ' sh.'} {r['symbol']}",
             "date_acquired": acquired.strftime("%m/%d/%Y") if acquired else "VARIOUS",
             "date_sold": r["disposed"].strftime("%m/%d/%Y"),

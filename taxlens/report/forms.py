@@ -22,22 +22,10 @@ COLUMNS = ["part", "box", "description", "date_acquired", "date_sold", "proceeds
 TXF_REFNUM = {"A": 321, "D": 323, "B": 711, "E": 713, "C": 712, "F": 714}
 
 
-def box(term: str, crypto: bool, acquired: dt.date | None, disposed: dt.date, basis_known: bool) -> str:
-    """The Form 8949 box for one slice (see the module docstring for the rule)."""
-    short = term != "long"
-    if crypto and disposed.year >= 2025:
-        reported = basis_known and acquired is not None and acquired.year >= 2026 and disposed.year >= 2026
-        return ("G" if short else "J") if reported else ("H" if short else "K")
-    if crypto:
-        return "C" if short else "F"
-    if not basis_known:
-        return "B" if short else "E"
-    return "A" if short else "D"
-
-
 def box_expr(crypto: frozenset[str]) -> pl.Expr:
-    """``box`` as a polars expression over a disposals frame (``term``, ``symbol``, ``acquired``,
-    ``disposed``, ``cost_basis``)."""
+    """Each slice's Form 8949 box (see the module docstring for the rule), over a disposals
+    frame (``term``, ``symbol``, ``acquired``, ``disposed``, ``cost_basis``); ``crypto``: the
+    digital assets' symbols."""
     short = pl.col("term").fill_null("short") != "long"
     disposed, acquired = pl.col("disposed").dt.year(), pl.col("acquired").dt.year()
     reported = pl.col("cost_basis").is_not_null() & (acquired >= 2026).fill_null(False) & (disposed >= 2026)
