@@ -549,11 +549,8 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
         raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
     # A long history's booking is read narrow but for the audited year (its tables are shown).
     parts = book.audit_booking(chosen, AUDIT_BOOKING_COLUMNS)
+    booked, year_disposals, year_washes = parts if parts is not None else (book.booked(), None, None)
     try:
-        if parts is None:
-            booked = book.booked()
-            return build_audit(trades, booked, book.config, chosen), booked
-        booked, year_disposals, year_washes = parts
         return build_audit(trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes), booked
     except TaxlensError as exc:
         raise click.ClickException(str(exc)) from exc
