@@ -41,6 +41,7 @@ from taxlens.lots.frames import (
     LOT_SCHEMA,
     SPLIT_IN,
     SPLIT_OUT,
+    SPLIT_SCHEMA,
     TRANSFER_IN,
     TRANSFER_OUT,
 )
@@ -150,6 +151,9 @@ class FastLoop:
         self.d_term: list[str | None] = []
         self.d_lot_id: list[str | None] = []
         self.d_lot_ev: list[int | None] = []  # the lot's opening event (its row's seq)
+        # Lots resized by splits: (lot row, split event, sold before, quantity before, sold
+        # after, quantity after), for the wash-sale pass (frames.SPLIT_SCHEMA).
+        self.s_marks: list[tuple[int, int, int, int, int, int]] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -207,7 +211,8 @@ class FastLoop:
     def run(self, events: pl.DataFrame) -> Booked:
         evs = events.sort("seq")
         self.book(evs)
-        return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors)
+        return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors,
+                      splits=self._splits_frame(evs))
 
     def book(self, evs: pl.DataFrame) -> None:
         """The loop proper, on ``evs`` in seq order; ``_lots_frame`` and ``_disposals_frame`` then
@@ -421,8 +426,10 @@ class FastLoop:
             remaining_basis = None if lot.b is None else lot.b - (lot.fused or 0)
             lot.reset(new_quantity, remaining_basis)
             row = lot.row
-            sold_before = self.l_qty[row] - self.l_open_q[row]
-            self.l_qty[row] = _mul(sold_before, ratio) + new_quantity
+            sold_before, before = self.l_qty[row] - self.l_open_q[row], self.l_qty[row]
+            sold_after = _mul(sold_before, ratio)
+            self.l_qty[row] = sold_after + new_quantity
+            self.s_marks.append((row, i, sold_before, before, sold_after, self.l_qty[row]))
             self._sync(lot)
         pos.heaps.clear()  # unit bases changed
         pos.dirty = True
@@ -482,6 +489,19 @@ class FastLoop:
             "currency": src["currency"], "seq": src["seq"], "source": src["source"],
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(LOT_SCHEMA)  # type: ignore[arg-type]
+
+    def _splits_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
+        """The lots splits resized (``s_marks``) as SPLIT_SCHEMA rows, in the order of the splits."""
+        if not self.s_marks:
+            return pl.DataFrame(schema=SPLIT_SCHEMA)
+        rows, events, *amounts = zip(*self.s_marks, strict=True)
+        lot = evs.select("scope", "seq")[pl.Series([self.l_ev[r] for r in rows], dtype=pl.UInt32)]
+        columns = {
+            "scope": lot["scope"], "lot_seq": lot["seq"], "lot_id": pl.Series([self.l_lot_id[r] for r in rows], dtype=pl.String),
+            "seq": evs["seq"].gather(pl.Series(events, dtype=pl.UInt32)),
+            **{name: self._decimals(list(a)) for name, a in zip(("sold_before", "quantity_before", "sold_after", "quantity_after"), amounts, strict=True)},
+        }
+        return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(SPLIT_SCHEMA)  # type: ignore[arg-type]
 
     def _disposals_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
         n = len(self.d_ev)
@@ -573,7 +593,7 @@ def book_events(events: pl.DataFrame, *, selections: Selections | None = None, m
     disposals = pl.concat([disposals, loop._disposals_frame(levs)]).sort("seq", maintain_order=True)
     problems += zip(loop.problem_seqs, loop.problems, strict=True)
     problems.sort(key=lambda p: p[0])  # stable: an event's own problems keep their order
-    return Booked(lots, disposals, [p for _, p in problems], loop.errors)
+    return Booked(lots, disposals, [p for _, p in problems], loop.errors, splits=loop._splits_frame(levs))
 
 
 def _strictly_increasing(seq: pl.Series) -> bool:

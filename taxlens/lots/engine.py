@@ -47,6 +47,7 @@ from taxlens.lots.frames import (
     LOT_SCHEMA,
     SPLIT_IN,
     SPLIT_OUT,
+    SPLIT_SCHEMA,
     TRANSFER_IN,
     TRANSFER_OUT,
     WASH_SCHEMA,
@@ -167,6 +168,7 @@ class Booked:
     problems: list[RowError]  # shortfalls and transfers without basis: booked, but flagged
     errors: list[RowError]  # specific-ID selections that can't be honoured: results unreliable
     washes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WASH_SCHEMA))  # wash-sale matches
+    splits: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SPLIT_SCHEMA))  # lots splits resized
 
 
 class _Loop:
@@ -180,6 +182,7 @@ class _Loop:
         self.errors: list[RowError] = []
         self.in_transit: dict[str, list[_Lot]] = {}
         self.keys = 0
+        self.splits: list[dict[str, object]] = []
 
     def run(self, events: pl.DataFrame) -> Booked:
         handlers = {
@@ -190,7 +193,8 @@ class _Loop:
             handlers[ev["kind"]](ev, self.positions.setdefault((ev["scope"], ev["symbol"]), _Position()))
         lots = pl.DataFrame(self.lots, schema=LOT_SCHEMA) if self.lots else pl.DataFrame(schema=LOT_SCHEMA)
         disposals = pl.DataFrame(self.disposals, schema=DISPOSAL_SCHEMA) if self.disposals else pl.DataFrame(schema=DISPOSAL_SCHEMA)
-        return Booked(lots.sort("seq"), disposals, self.problems, self.errors)
+        splits = pl.DataFrame(self.splits, schema=SPLIT_SCHEMA)
+        return Booked(lots.sort("seq"), disposals, self.problems, self.errors, splits=splits)
 
     def _problem(self, ev: dict[str, object], message: str, *, error: bool = False) -> None:
         (self.errors if error else self.problems).append(RowError.at(ev["source"], message))
@@ -319,7 +323,13 @@ class _Loop:
             lot.quantity, lot.basis, lot.used = new_quantity, remaining_basis, ZERO
             # The lot's size in post-split shares: what it had sold, scaled, plus what remains.
             sold_before = lot.row["quantity"] - lot.row["open_quantity"]  # type: ignore[operator]
+            before = lot.row["quantity"]
             lot.row["quantity"] = mul18(sold_before, ratio) + new_quantity
+            self.splits.append({
+                "scope": lot.row["scope"], "lot_seq": lot.row["seq"], "lot_id": lot.row["lot_id"], "seq": ev["seq"],
+                "sold_before": sold_before, "quantity_before": before,
+                "sold_after": mul18(sold_before, ratio), "quantity_after": lot.row["quantity"],
+            })
             self._sync(lot)
         pos.heaps.clear()  # unit bases changed
         pos.close_empty()

@@ -79,6 +79,21 @@ DISPOSAL_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),  # the sale's path:line
 }
 
+#: One row per lot a split resized (booking records them for the wash-sale pass, which follows
+#: adjusted shares through splits): the lot (scope, lot_seq, lot_id as in LOT_SCHEMA), the split
+#: event's seq, and the lot's shares sold so far and its whole quantity, before and after (the
+#: lot's ``quantity`` counts sold shares in the units of the latest split, as booking keeps it).
+SPLIT_SCHEMA: dict[str, pl.DataType] = {
+    "scope": pl.String(),
+    "lot_seq": pl.Int64(),
+    "lot_id": pl.String(),
+    "seq": pl.Int64(),
+    "sold_before": DECIMAL,
+    "quantity_before": DECIMAL,
+    "sold_after": DECIMAL,
+    "quantity_after": DECIMAL,
+}
+
 ACQUIRE, DISPOSE = "acquire", "dispose"
 SPLIT_IN, SPLIT_OUT = "split_in", "split_out"
 TRANSFER_IN, TRANSFER_OUT = "transfer_in", "transfer_out"
