@@ -13,7 +13,9 @@ booking consumes a lot), so the shares sold so far are a prefix ``[0, sold)``, a
 shares are handed out from ``max(sold, free)`` on. A later slice of a lot covers
 ``[c, c + q)`` and is cut where adjusted ranges begin and end; every piece then carries its own
 basis, adjusted acquisition date and term. A replacement is sold after the loss that adjusted
-it, so a single pass resolves chains.
+it, so a single pass resolves chains. A split resizes a lot between sales (booking counts its
+shares, sold ones included, in the latest split's units): the pass moves the lot's ranges to
+the new units as it reaches the split, so each deferred loss stays with the same shares.
 
 Interpretations (tax-rules §3.3, each the prevailing reading):
 * shares of the lot being sold are never its replacement (WS-12); neither are other shares sold
@@ -45,8 +47,6 @@ from taxlens.lots.frames import (
     ACQUIRE,
     DISPOSAL_SCHEMA,
     LOT_SCHEMA,
-    SPLIT_IN,
-    SPLIT_OUT,
     TRANSFER_IN,
     TRANSFER_OUT,
     WASH_SCHEMA,
@@ -123,12 +123,14 @@ def _part(total: int, whole: int, start: int, end: int, one: int = _UNIT) -> int
 
 def apply_wash_sales(
     lots: pl.DataFrame, disposals: pl.DataFrame, events: pl.DataFrame, crypto: frozenset[str],
-    settings: WashSettings, *, month_end_rule: bool = True, core: str | None = None,
+    settings: WashSettings, *, month_end_rule: bool = True, core: str | None = None, splits: pl.DataFrame | None = None,
 ) -> Washed:
     """The wash-sale pass over booking's ``lots`` (LOT_SCHEMA) and ``disposals``
     (DISPOSAL_SCHEMA, in (sale, slice) order) for the ``events`` they were booked from.
-    ``crypto``: the symbols that are digital assets. Returns the adjusted lots and disposals,
-    one row per wash match, and problems (adjustments taxlens could not carry).
+    ``crypto``: the symbols that are digital assets. ``splits``: the lots booking resized in
+    splits (SPLIT_SCHEMA), whose adjusted shares the pass follows through them. Returns the
+    adjusted lots and disposals, one row per wash match, and problems (adjustments taxlens
+    could not carry).
 
     ``core`` picks the pass (default: $TAXLENS_WASH_CORE, else "auto"): "auto" runs the
     compiled core when it is built, "compiled" requires it (ImportError if it is not built),
@@ -190,7 +192,7 @@ def apply_wash_sales(
     lt = lt.filter(keep)
     run = _Pass(settings, crypto, month_end_rule)
     with _gc_paused():
-        run.load(d, lt)
+        run.load(d, lt, splits)
         out, fallback = None, None
         if core != "python":
             out, fallback = run.compiled()
@@ -324,10 +326,11 @@ class _Pass:
         ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
         return ann
 
-    def load(self, d: pl.DataFrame, lt: pl.DataFrame) -> None:
-        """Read the slices ``d`` and lots ``lt``: the columns the pass runs on."""
+    def load(self, d: pl.DataFrame, lt: pl.DataFrame, splits: pl.DataFrame | None = None) -> None:
+        """Read the slices ``d``, lots ``lt`` and the lots' ``splits``: what the pass runs on."""
         self.d = d = d.sort("_i")
         self.lt = lt
+        self.marks = _split_marks(splits, lt)
         # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
         # in (group, date, seq) order: a window never reaches into another group.
         cand = lt.with_row_index("_k").filter("_cand")
@@ -386,6 +389,10 @@ class _Pass:
         # max(sold, free); segs: the adjusted ranges in share order (None until the first),
         # and p: segs[:p] end before the shares sold so far, so no later slice reaches them.
         self.qty: list[int] = units(lt, "quantity")
+        # A lot a split resized starts at its size before the first split (the lots frame has
+        # its last size); _resize gives it each later one as the pass reaches the split.
+        for mark in reversed(self.marks):
+            self.qty[mark[1]] = mark[3]
         self.sold, self.free, self.p = [0] * n_lots, [0] * n_lots, [0] * n_lots
         self.segs: list[list[_Seg] | None] = [None] * n_lots
         self.group = _Group(self.axis_lots.to_list(), self.qty, self.sold, self.free, self.taxable.to_list(), self.segs, self.w)
@@ -400,6 +407,7 @@ class _Pass:
         n = d.height
         starts = pl.arg_where(self.sale_start, eager=True).to_list() if n else []
         self.sales = list(zip(starts, [*starts[1:], n], strict=True))
+        self.sale_seq: list[int] = d["seq"].gather(starts).to_list() if n else []
 
     def go(self) -> None:
         """The pass: every slice in order of sale, cut by the deferred losses its shares carry,
@@ -410,7 +418,13 @@ class _Pass:
         sold, segs_, p_ = self.sold, self.segs, self.p
         match, out = self.group.match, self.rows
         c0_ = [0] * len(lot_)
-        for k, end in self.sales:
+        marks, mark, sale_seq = self.marks, 0, self.sale_seq
+        for sale, (k, end) in enumerate(self.sales):
+            # Splits before this sale resize their lots first: shares, sold and adjusted
+            # ranges all in the units the sale's slices count in.
+            while mark < len(marks) and marks[mark][0] < sale_seq[sale]:
+                self._resize(marks[mark])
+                mark += 1
             # Every slice of the sale takes its shares first: none of them can replace another.
             for j in range(k, end):
                 lot = lot_[j]
@@ -457,6 +471,50 @@ class _Pass:
                         disallowed = match(j, lot, q, cost + adj_in, first, stop_[j], app_[j], disp_[j] - acq_[j] + tack)
                 if disallowed or adj_in:
                     out.extend((j, disallowed, adj_in, tack))
+        for later in marks[mark:]:  # splits after the last sale: the lots' final sizes
+            self._resize(later)
+
+    def _resize(self, mark: tuple[int, int, int, int, int, int]) -> None:
+        """Lot ``k`` resized by a split, as booking resized it (``mark``: split seq, k, sold
+        before, quantity before, sold after, quantity after): its sold
+        shares, its next replacement share and its adjusted ranges move to the new units, each
+        point mapped in proportion within the sold part and within the rest, so the ranges
+        still tile the lot and every deferred loss and tacked day stays with its shares."""
+        _, k, sold_before, before, sold_after, after = mark
+
+        def moved(x: int) -> int:
+            if x >= before:
+                return after
+            if x <= sold_before:
+                return _scaled(x, sold_after, sold_before)
+            return sold_after + _scaled(x - sold_before, after - sold_after, before - sold_before)
+
+        # The pass's sold shares are booking's unless shares left by transfer (which booking
+        # counts and the pass does not): such positions are reported by carry_problems.
+        self.qty[k], self.sold[k], self.free[k] = after, moved(self.sold[k]), moved(self.free[k])
+        segs = self.segs[k]
+        if segs is None:
+            return
+        kept: list[_Seg] = []
+        pending = 0  # the loss of ranges too small to hold one unit in the new size
+        for s, e, adj, tack in segs:
+            ns, ne = moved(s), moved(e)
+            if ns == ne:
+                # A sliver a reverse split leaves without a unit: its loss joins a neighbour
+                # (the range before it, or else the next), never lost.
+                if kept:
+                    ps, pe, padj, ptack = kept[-1]
+                    kept[-1] = (ps, pe, padj + adj, ptack)
+                else:
+                    pending += adj
+                continue
+            kept.append((ns, ne, adj + pending, tack))
+            pending = 0
+        if pending:  # every range was a sliver: one unit of the lot carries them all
+            at = min(moved(segs[0][0]), after - 1)
+            kept.append((at, at + 1, pending, segs[0][3]))
+        segs[:] = kept
+        self.p[k] = 0  # re-skipped from the start: cheap, as a lot's ranges are few
 
     def _carried(self, segs: list[_Seg], k: int, c0: int, c1: int, acquired: int, disposed: int) -> tuple[int, int] | None:
         """Shares [c0, c1) of a lot (``segs[k]``: its first range that ends after c0) as one
@@ -541,11 +599,19 @@ class _Pass:
         ])
         # The adjusted ranges are the matches where the rule applied to a taxable replacement,
         # as _Group.match kept them in segs; a lot's were made in share order, which a stable
-        # sort by lot keeps.
-        ranges = matches.filter(self.applies.gather(matches["j"]) & self.taxable.gather(matches["k"])).select(
-            "k", pl.col("start").alias("s"), (pl.col("start") + pl.col("m")).alias("e"), pl.col("amount").alias("adj"),
-            pl.col("held").alias("tack"),
-        ).sort("k", maintain_order=True)
+        # sort by lot keeps. Where splits resized lots, segs hold them in the final units.
+        if self.marks:
+            kept = [(k, *seg) for k, segs in enumerate(self.segs) if segs for seg in segs]
+            ranges = pl.DataFrame([
+                pl.Series("k", [r[0] for r in kept], dtype=pl.UInt32),
+                *(_decimals([r[c] for r in kept]).alias(name) for c, name in ((1, "s"), (2, "e"), (3, "adj"))),
+                pl.Series("tack", [r[4] for r in kept], dtype=pl.Int32),
+            ])
+        else:
+            ranges = matches.filter(self.applies.gather(matches["j"]) & self.taxable.gather(matches["k"])).select(
+                "k", pl.col("start").alias("s"), (pl.col("start") + pl.col("m")).alias("e"), pl.col("amount").alias("adj"),
+                pl.col("held").alias("tack"),
+            ).sort("k", maintain_order=True)
         return _Out(
             pl.DataFrame([
                 pl.Series("j", rows[0::_ROW], dtype=pl.UInt32), _decimals(rows[1::_ROW]).alias("adjustment"),
@@ -567,6 +633,8 @@ class _Pass:
         why) when it cannot be exact here and the Python pass must run instead."""
         assert _washcore is not None  # cores.load gives none on a big-endian machine
         d, lt = self.d, self.lt
+        if self.marks:
+            return None, "lots resized by splits (the compiled core does not follow shares through them)"
         with_lot = self.slice_lot.is_not_null()
         # What the Python pass would trip over (None in arithmetic) is left to it.
         if lt["quantity"].null_count() or (with_lot & (d["quantity"].is_null() | d["acquired"].is_null() | d["disposed"].is_null())).any():
@@ -718,16 +786,14 @@ class _Pass:
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
     def carry_problems(self, events: pl.DataFrame, lots: pl.DataFrame, ranges: pl.DataFrame) -> list[RowError]:
-        """Adjusted lots in positions with splits or transfers: the ranges this pass tracks do
-        not follow shares through those yet, so say where to check by hand. ``lots``: the base
-        lots frame."""
+        """Adjusted lots in positions with transfers: the ranges this pass tracks follow shares
+        through splits but not yet through transfers, so say where to check by hand. ``lots``:
+        the base lots frame."""
         touched = ranges["k"].unique()
         if touched.len() == 0:
             return []
         where = lots.select("account", "symbol")[self.lt["_i"].gather(touched)].unique()
-        moves = events.filter(pl.col("kind").is_in([SPLIT_IN, SPLIT_OUT, TRANSFER_IN, TRANSFER_OUT])).join(
-            where, on=["account", "symbol"]
-        )
+        moves = events.filter(pl.col("kind").is_in([TRANSFER_IN, TRANSFER_OUT])).join(where, on=["account", "symbol"])
         first = moves.sort("seq").group_by("account", "symbol", maintain_order=True).first()
         return [
             RowError.at(r["source"], f"{r['symbol']} in {r['account']} has wash-sale adjustments and a {r['kind'].replace('_', ' ')}: "
@@ -748,6 +814,32 @@ class _Out:
     split: pl.DataFrame  # slices cut by term: j, quantity, proceeds, cost_basis, adjustment, adjusted_acquired, wash_basis, gain
     matches: pl.DataFrame  # j, k, start (first replacement share used), m (shares), amount (disallowed), held (days)
     ranges: pl.DataFrame  # adjusted ranges in (lot, share) order: k, shares [s, e), adj (loss added), tack (days)
+
+
+def _scaled(x: int, to: int, whole: int) -> int:
+    """``x`` of ``whole`` units as units of ``to``: x × to ÷ whole, rounded half to even (0
+    when ``whole`` is 0), so 0 and ``whole`` land exactly on 0 and ``to``."""
+    if whole == 0:
+        return 0
+    q, r = divmod(x * to, whole)
+    if 2 * r > whole or (2 * r == whole and q & 1):
+        q += 1
+    return q
+
+
+def _split_marks(splits: pl.DataFrame | None, lt: pl.DataFrame) -> list[tuple[int, int, int, int, int, int]]:
+    """The splits that resized lots of ``lt`` (SPLIT_SCHEMA rows, matched to lots by scope,
+    lot_seq and lot_id), as (split seq, lot row, sold before, quantity before, sold after,
+    quantity after) in units, in the order of the splits."""
+    if splits is None or splits.height == 0 or lt.height == 0:
+        return []
+    key = ["scope", "lot_seq", "lot_id"]
+    rows = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_k").unique(subset=key, keep="last")
+    found = splits.join(rows, on=key, how="inner", nulls_equal=True).sort("seq", "_k")
+    if found.height == 0:
+        return []
+    units = [found[c].cast(DECIMAL).to_physical().to_list() for c in ("sold_before", "quantity_before", "sold_after", "quantity_after")]
+    return list(zip(found["seq"].to_list(), found["_k"].to_list(), *units, strict=True))
 
 
 def _units_buffer(column: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:

@@ -157,6 +157,29 @@ def test_the_compiled_core_gives_the_python_pass_frames(history: History) -> Non
         assert (compiled.core, compiled.fallback) == ("compiled", None)
 
 
+@EXAMPLES
+@given(histories())
+def test_the_pass_follows_splits_and_keeps_every_deferred_dollar(history: History) -> None:
+    """Given booking's splits, the pass follows adjusted shares through them (the Python pass:
+    the compiled core hands such runs over). Each lot's rows still tile it, and unless a
+    transfer moved adjusted shares (reported, not followed) or a replacement's basis is unknown
+    (it has no basis to add to), every deferred dollar is in a later slice's carried-in loss or
+    still in an open lot, exactly."""
+    booked = book_loop(history.events, month_end_rule=history.month_end_rule)
+    disposals = booked.disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
+    washed = apply_wash_sales(booked.lots, disposals, history.events, history.crypto, history.settings,
+                              month_end_rule=history.month_end_rule, splits=booked.splits)
+    event(f"splits: {'some' if booked.splits.height else 'none'}")
+    key = ["scope", "seq", "lot_id"]
+    tiled = washed.lots.group_by(key).agg(pl.col("quantity").sum()).join(booked.lots.select(*key, "quantity"), on=key, suffix="_lot")
+    assert tiled.height == booked.lots.height
+    assert (tiled["quantity"] == tiled["quantity_lot"]).all()
+    if not washed.problems and booked.lots["cost_basis"].null_count() == 0:
+        deferred = washed.washes.filter(pl.col("status") == "deferred")["disallowed"].sum()
+        open_part = (washed.lots["open_adjusted_basis"] - washed.lots["open_basis"]).sum()
+        assert (deferred or 0) == (washed.disposals["wash_basis"].sum() or 0) + (open_part or 0)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(histories(decimals=st.just(18), price_scale=10**6))
 def test_eighteen_decimal_quantities_with_large_amounts_fall_back_to_the_python_pass(history: History) -> None:

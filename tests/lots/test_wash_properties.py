@@ -106,3 +106,67 @@ def test_an_ira_replacement_loses_exactly_the_permanent_amount(trades: list[Trad
     permanent = total(on.washes.filter(pl.col("status") == "permanent")["disallowed"])
     assert total(on.disposals["gain"]) - total(off.disposals["gain"]) == permanent
     assert total(on.disposals.filter(pl.col("account") == "IRA")["adjustment"]) == 0
+
+
+SPLIT_DAY = dt.date(2025, 6, 16)  # more than 30 days from every trade: no wash window spans it
+
+
+@st.composite
+def split_histories(draw: st.DrawFn) -> tuple[list[Trade], list[Trade]]:
+    """The same busy history twice: once with an r-for-1 split of every open position on
+    SPLIT_DAY (trades before it in old shares), once as if the split had always been (every
+    earlier trade in r times the shares at 1/r the price). Trades come from January to April
+    and from August on, so no 30-day window holds both sides of the split."""
+    ratio = draw(st.sampled_from((2, 3)))
+    symbols = draw(st.lists(st.sampled_from(("VTI", "VOO")), min_size=1, max_size=2, unique=True))
+    split, always = [], []
+    for account in ("Alpaca", "Schwab"):
+        for symbol in symbols:
+            held = 0  # in today's shares: old shares before the split, new after
+            for start, stop in ((dt.date(2025, 1, 2), dt.date(2025, 4, 30)), (dt.date(2025, 8, 1), dt.date(2025, 12, 20))):
+                day = start
+                if start > SPLIT_DAY and held:
+                    n = f"T{len(split) + 1}"
+                    split.append(Trade(SPLIT_DAY, account, symbol, "split_in", held * (ratio - 1), 0, 0, n))
+                    held *= ratio
+                early = start < SPLIT_DAY
+                for _ in range(draw(st.integers(min_value=1, max_value=6))):
+                    day = min(stop, day + dt.timedelta(days=draw(st.integers(min_value=0, max_value=20))))
+                    sell = held > 0 and draw(st.booleans())
+                    units = draw(st.one_of(st.just(held), st.integers(min_value=1, max_value=held))) if sell else draw(QUANTITY_UNITS)
+                    held += -units if sell else units
+                    cents = draw(st.integers(min_value=1_500, max_value=1_833)) * 6  # near 100, divisible by 2 and 3
+                    side, n, fee = "sell" if sell else "buy", f"T{len(split) + 1}", draw(FEE_CENTS)
+                    split.append(Trade(day, account, symbol, side, units, cents, fee, n))
+                    always.append(Trade(day, account, symbol, side, units * ratio if early else units, cents // ratio if early else cents, fee, n))
+            if held:
+                n = f"T{len(split) + 1}"
+                split.append(Trade(END, account, symbol, "sell", held, 10_000, 0, n))
+                always.append(Trade(END, account, symbol, "sell", held, 10_000, 0, n))
+    return split, always
+
+
+def per_sale(result: taxlens.api.Booked) -> dict[tuple[str, str], tuple[Decimal, ...]]:  # type: ignore[name-defined]
+    """Each sale's totals by term: proceeds, basis, disallowed loss, deferred loss carried in, gain."""
+    sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 5)
+    for row in result.disposals.iter_rows(named=True):
+        totals = sums[(row["sell_trade_id"], row["term"])]
+        for i, column in enumerate(("proceeds", "cost_basis", "adjustment", "wash_basis", "gain")):
+            totals[i] += row[column]
+    return {key: tuple(values) for key, values in sums.items()}
+
+
+@MODEST
+@given(split_histories())
+def test_a_split_moves_deferred_losses_as_if_the_shares_had_always_been_split(histories: tuple[list[Trade], list[Trade]]) -> None:
+    """A split changes share counts, never what a wash deferred: every sale's proceeds, basis,
+    disallowed loss, carried-in loss and gain, short and long, match the history written in
+    split shares from the start (to 10^-9 of a dollar: the two divide bases over different
+    share counts at 18 decimals)."""
+    split, always = (booked(trades, {}) for trades in histories)
+    assert split.problems == [] and always.problems == []
+    check_matches(split)
+    ours, theirs = per_sale(split), per_sale(always)
+    assert ours.keys() == theirs.keys()
+    for key, values in ours.items():
+        assert all(abs(a - b) < Decimal("1e-9") for a, b in zip(values, theirs[key], strict=True)), (key, values, theirs[key])
