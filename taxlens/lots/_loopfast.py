@@ -39,6 +39,7 @@ from taxlens.lots.frames import (
     DISPOSAL_SCHEMA,
     DISPOSE,
     LOT_SCHEMA,
+    MOVE_SCHEMA,
     SPLIT_IN,
     SPLIT_OUT,
     SPLIT_SCHEMA,
@@ -154,6 +155,10 @@ class FastLoop:
         # Lots resized by splits: (lot row, split event, sold before, quantity before, sold
         # after, quantity after), for the wash-sale pass (frames.SPLIT_SCHEMA).
         self.s_marks: list[tuple[int, int, int, int, int, int]] = []
+        # Pieces of lots transfers moved: [lot row, transfer out event, start, shares, the row
+        # they arrived as (None until then)], and each transfer key's, awaiting arrival.
+        self.m_marks: list[list[int | None]] = []
+        self.moving: dict[str, list[list[int | None]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -212,7 +217,7 @@ class FastLoop:
         evs = events.sort("seq")
         self.book(evs)
         return Booked(self._lots_frame(evs).sort("seq"), self._disposals_frame(evs), self.problems, self.errors,
-                      splits=self._splits_frame(evs))
+                      splits=self._splits_frame(evs), moves=self._moves_frame(evs))
 
     def book(self, evs: pl.DataFrame) -> None:
         """The loop proper, on ``evs`` in seq order; ``_lots_frame`` and ``_disposals_frame`` then
@@ -441,9 +446,14 @@ class FastLoop:
         moved = sum(s for _, s, _ in taken)
         if moved < quantity:
             self._problem(i, f"transfer out of {plain(_dec(quantity))} {self.symbols[i]} exceeds the {plain(_dec(moved))} held in {self.accounts[i]}")
+        moves: list[list[int | None]] = [
+            [lot.row, i, self.l_qty[lot.row] - self.l_open_q[lot.row] - shares, shares, None] for lot, shares, _ in taken
+        ]
+        self.m_marks += moves
         tkey = self.transfer_keys[i]
         if tkey:
             self.in_transit[str(tkey)] = [(lot.seq, lot.lot_id, lot.acquired, shares, basis) for lot, shares, basis in taken]
+            self.moving[str(tkey)] = moves
 
     def transfer_in(self, i: int, pos: _Position) -> None:
         tkey = self.transfer_keys[i]
@@ -452,8 +462,10 @@ class FastLoop:
             q, amount = self.quantities[i], self.amounts[i]
             self._add(pos, self._open(i, q, amount, self.dates[i], self.trade_ids[i], self.seqs[i]))
             return  # not an ACQUIRE: unpaired transfers are reported by events.py
-        for seq, lot_id, acquired, q, b in arriving:
-            self._add(pos, self._open(i, q, b, acquired, lot_id, seq))
+        for (seq, lot_id, acquired, q, b), move in zip(arriving, self.moving.pop(str(tkey)), strict=True):
+            lot = self._open(i, q, b, acquired, lot_id, seq)
+            self._add(pos, lot)
+            move[4] = lot.row
 
     # -- frames --------------------------------------------------------------------------------
 
@@ -502,6 +514,22 @@ class FastLoop:
             **{name: self._decimals(list(a)) for name, a in zip(("sold_before", "quantity_before", "sold_after", "quantity_after"), amounts, strict=True)},
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(SPLIT_SCHEMA)  # type: ignore[arg-type]
+
+    def _moves_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
+        """The pieces of lots transfers moved (``m_marks``) as MOVE_SCHEMA rows, in the order moved."""
+        if not self.m_marks:
+            return pl.DataFrame(schema=MOVE_SCHEMA)
+        rows, events, starts, shares, arrived = zip(*self.m_marks, strict=True)
+        lot = evs.select("scope", "seq")[pl.Series([self.l_ev[r] for r in rows], dtype=pl.UInt32)]  # type: ignore[index]
+        to = evs.select("scope", "seq")[pl.Series([None if r is None else self.l_ev[r] for r in arrived], dtype=pl.UInt32)]
+        columns = {
+            "scope": lot["scope"], "lot_seq": lot["seq"], "lot_id": pl.Series([self.l_lot_id[r] for r in rows], dtype=pl.String),  # type: ignore[index]
+            "seq": evs["seq"].gather(pl.Series(events, dtype=pl.UInt32)),
+            "start": self._decimals(list(starts)), "quantity": self._decimals(list(shares)),
+            "to_scope": to["scope"], "to_seq": to["seq"],
+            "to_lot_id": pl.Series([None if r is None else self.l_lot_id[r] for r in arrived], dtype=pl.String),
+        }
+        return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(MOVE_SCHEMA)  # type: ignore[arg-type]
 
     def _disposals_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
         n = len(self.d_ev)
@@ -593,7 +621,7 @@ def book_events(events: pl.DataFrame, *, selections: Selections | None = None, m
     disposals = pl.concat([disposals, loop._disposals_frame(levs)]).sort("seq", maintain_order=True)
     problems += zip(loop.problem_seqs, loop.problems, strict=True)
     problems.sort(key=lambda p: p[0])  # stable: an event's own problems keep their order
-    return Booked(lots, disposals, [p for _, p in problems], loop.errors, splits=loop._splits_frame(levs))
+    return Booked(lots, disposals, [p for _, p in problems], loop.errors, splits=loop._splits_frame(levs), moves=loop._moves_frame(levs))
 
 
 def _strictly_increasing(seq: pl.Series) -> bool:

@@ -27,7 +27,7 @@ from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 8
+BOOK_REVISION = 9
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:
@@ -98,10 +98,10 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
         lots = lots.sort("seq")
     if not disposals.get_column("seq").is_sorted():
         disposals = disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
-    problems, errors, splits = problems + slow.problems, slow.errors, slow.splits
+    problems, errors, splits, moves = problems + slow.problems, slow.errors, slow.splits, slow.moves
     del quick, slow, parts  # copied into lots and disposals: freed before the wash pass
     washed = apply_wash_sales(
-        lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule, splits=splits,
+        lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule, splits=splits, moves=moves,
     )
     return Booked(washed.lots, washed.disposals, in_file_order(problems + washed.problems), in_file_order(errors), washed.washes)
 

@@ -45,6 +45,7 @@ from taxlens.lots.frames import (
     DISPOSE,
     EVENT_SCHEMA,
     LOT_SCHEMA,
+    MOVE_SCHEMA,
     SPLIT_IN,
     SPLIT_OUT,
     SPLIT_SCHEMA,
@@ -169,6 +170,7 @@ class Booked:
     errors: list[RowError]  # specific-ID selections that can't be honoured: results unreliable
     washes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WASH_SCHEMA))  # wash-sale matches
     splits: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SPLIT_SCHEMA))  # lots splits resized
+    moves: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MOVE_SCHEMA))  # lots transfers moved
 
 
 class _Loop:
@@ -183,6 +185,8 @@ class _Loop:
         self.in_transit: dict[str, list[_Lot]] = {}
         self.keys = 0
         self.splits: list[dict[str, object]] = []
+        self.moves: list[dict[str, object]] = []
+        self.moving: dict[str, list[dict[str, object]]] = {}  # each transfer key's moves, awaiting arrival
 
     def run(self, events: pl.DataFrame) -> Booked:
         handlers = {
@@ -194,7 +198,8 @@ class _Loop:
         lots = pl.DataFrame(self.lots, schema=LOT_SCHEMA) if self.lots else pl.DataFrame(schema=LOT_SCHEMA)
         disposals = pl.DataFrame(self.disposals, schema=DISPOSAL_SCHEMA) if self.disposals else pl.DataFrame(schema=DISPOSAL_SCHEMA)
         splits = pl.DataFrame(self.splits, schema=SPLIT_SCHEMA)
-        return Booked(lots.sort("seq"), disposals, self.problems, self.errors, splits=splits)
+        moves = pl.DataFrame(self.moves, schema=MOVE_SCHEMA)
+        return Booked(lots.sort("seq"), disposals, self.problems, self.errors, splits=splits, moves=moves)
 
     def _problem(self, ev: dict[str, object], message: str, *, error: bool = False) -> None:
         (self.errors if error else self.problems).append(RowError.at(ev["source"], message))
@@ -342,11 +347,19 @@ class _Loop:
         moved = sum((s for _, s, _ in taken), ZERO)
         if moved < ev["quantity"]:  # type: ignore[operator]
             self._problem(ev, f"transfer out of {plain(ev['quantity'])} {ev['symbol']} exceeds the {plain(moved)} held in {ev['account']}")  # type: ignore[arg-type]
+        moves = [
+            {"scope": lot.row["scope"], "lot_seq": lot.row["seq"], "lot_id": lot.row["lot_id"], "seq": ev["seq"],
+             "start": lot.row["quantity"] - lot.row["open_quantity"] - shares, "quantity": shares,  # type: ignore[operator]
+             "to_scope": None, "to_seq": None, "to_lot_id": None}
+            for lot, shares, _ in taken
+        ]
+        self.moves += moves
         if ev["transfer_key"]:
             self.in_transit[str(ev["transfer_key"])] = [
                 _Lot(seq=lot.seq, key=0, lot_id=lot.lot_id, acquired=lot.acquired, quantity=shares, basis=basis)
                 for lot, shares, basis in taken
             ]
+            self.moving[str(ev["transfer_key"])] = moves
 
     def transfer_in(self, ev: dict[str, object], pos: _Position) -> None:
         """Lots arrive with the basis and dates they left with; unpaired, basis unknown."""
@@ -354,8 +367,9 @@ class _Loop:
         if arriving is None:
             self.acquire({**ev, "amount": ev["amount"]}, pos)
             return
-        for moved in arriving:
+        for moved, move in zip(arriving, self.moving.pop(str(ev["transfer_key"])), strict=True):
             pos.add(self._open(ev, moved.quantity, moved.basis, moved.acquired, moved.lot_id, moved.seq))
+            move.update(to_scope=ev["scope"], to_seq=ev["seq"], to_lot_id=moved.lot_id)
 
 
 def book_loop(events: pl.DataFrame, *, selections: Selections | None = None, month_end_rule: bool = True,

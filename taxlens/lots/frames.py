@@ -94,6 +94,22 @@ SPLIT_SCHEMA: dict[str, pl.DataType] = {
     "quantity_after": DECIMAL,
 }
 
+#: One row per piece of a lot a transfer moved (booking records them for the wash-sale pass,
+#: which moves adjusted shares with them): the lot left (scope, lot_seq, lot_id), the transfer
+#: out's seq, the lot's shares it took ([start, start + quantity) in the lot's units), and the
+#: lot they arrived as (null when they never arrived: an unpaired transfer out).
+MOVE_SCHEMA: dict[str, pl.DataType] = {
+    "scope": pl.String(),
+    "lot_seq": pl.Int64(),
+    "lot_id": pl.String(),
+    "seq": pl.Int64(),
+    "start": DECIMAL,
+    "quantity": DECIMAL,
+    "to_scope": pl.String(),
+    "to_seq": pl.Int64(),
+    "to_lot_id": pl.String(),
+}
+
 ACQUIRE, DISPOSE = "acquire", "dispose"
 SPLIT_IN, SPLIT_OUT = "split_in", "split_out"
 TRANSFER_IN, TRANSFER_OUT = "transfer_in", "transfer_out"

@@ -13,9 +13,12 @@ booking consumes a lot), so the shares sold so far are a prefix ``[0, sold)``, a
 shares are handed out from ``max(sold, free)`` on. A later slice of a lot covers
 ``[c, c + q)`` and is cut where adjusted ranges begin and end; every piece then carries its own
 basis, adjusted acquisition date and term. A replacement is sold after the loss that adjusted
-it, so a single pass resolves chains. A split resizes a lot between sales (booking counts its
-shares, sold ones included, in the latest split's units): the pass moves the lot's ranges to
-the new units as it reaches the split, so each deferred loss stays with the same shares.
+it, so a single pass resolves chains. Between sales, booking may change lots (``_marks``): a
+split resizes one (its shares, sold ones included, counted in the latest split's units), and
+the pass moves the lot's ranges to the new units as it reaches the split; a transfer moves a
+run of a lot's shares to a new lot in another account, and the pass moves their part of each
+range with them, and what is left of them to hand out as replacements. So each deferred loss
+stays with the same shares.
 
 Interpretations (tax-rules §3.3, each the prevailing reading):
 * shares of the lot being sold are never its replacement (WS-12); neither are other shares sold
@@ -32,9 +35,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -47,8 +51,6 @@ from taxlens.lots.frames import (
     ACQUIRE,
     DISPOSAL_SCHEMA,
     LOT_SCHEMA,
-    TRANSFER_IN,
-    TRANSFER_OUT,
     WASH_SCHEMA,
 )
 from taxlens.lots.holding import anniversary
@@ -124,11 +126,13 @@ def _part(total: int, whole: int, start: int, end: int, one: int = _UNIT) -> int
 def apply_wash_sales(
     lots: pl.DataFrame, disposals: pl.DataFrame, events: pl.DataFrame, crypto: frozenset[str],
     settings: WashSettings, *, month_end_rule: bool = True, core: str | None = None, splits: pl.DataFrame | None = None,
+    moves: pl.DataFrame | None = None,
 ) -> Washed:
     """The wash-sale pass over booking's ``lots`` (LOT_SCHEMA) and ``disposals``
     (DISPOSAL_SCHEMA, in (sale, slice) order) for the ``events`` they were booked from.
-    ``crypto``: the symbols that are digital assets. ``splits``: the lots booking resized in
-    splits (SPLIT_SCHEMA), whose adjusted shares the pass follows through them. Returns the
+    ``crypto``: the symbols that are digital assets. ``splits`` and ``moves``: the lots booking
+    resized in splits (SPLIT_SCHEMA) and moved by transfers (MOVE_SCHEMA), whose adjusted shares
+    the pass follows through them. Returns the
     adjusted lots and disposals, one row per wash match, and problems (adjustments taxlens
     could not carry).
 
@@ -164,6 +168,15 @@ def apply_wash_sales(
         .filter(pl.col("_role") != OUTSIDE)
         .with_columns(pl.col("seq").is_in(acquired_seqs["seq"].implode()).alias("_cand"))
     )
+    if moves is not None and moves.height:
+        # Shares a transfer moved are still those bought on their date: the lot they arrive as
+        # is a replacement like the one they left (from the move on: _Group.pending).
+        arrived = moves.filter(pl.col("to_seq").is_not_null()).select(
+            pl.col("to_scope").alias("scope"), pl.col("to_seq").alias("seq"), pl.col("to_lot_id").alias("lot_id"), pl.lit(True).alias("_moved")
+        ).unique()
+        lt = lt.join(arrived, on=["scope", "seq", "lot_id"], how="left", nulls_equal=True, maintain_order="left").with_columns(
+            (pl.col("_cand") | pl.col("_moved").fill_null(False)).alias("_cand")
+        ).drop("_moved")
     # Each (household, group) as one integer, _g (null for a null symbol, whose group matches
     # none): the axis and the filters work on it rather than on pairs of strings.
     hh_ids = {h: i for i, h in enumerate(sorted({settings.default_household, *households.values()}))}
@@ -192,14 +205,14 @@ def apply_wash_sales(
     lt = lt.filter(keep)
     run = _Pass(settings, crypto, month_end_rule)
     with _gc_paused():
-        run.load(d, lt, splits)
+        run.load(d, lt, _marks(splits, moves, lt, events))
         out, fallback = None, None
         if core != "python":
             out, fallback = run.compiled()
         if out is None:
             run.go()
             out = run.output()
-        problems = run.carry_problems(events, base_lots, out.ranges)
+        problems = run.carry_problems()
         washed = Washed(
             run.lots_frame(base_lots, out.ranges), run.disposals_frame(base_disposals, out), run.washes_frame(base_lots, out.matches),
             problems, "python" if fallback is not None or core == "python" else "compiled", fallback,
@@ -326,11 +339,13 @@ class _Pass:
         ann = self.anniversaries[acquired] = anniversary(day, month_end_rule=self.month_end_rule).toordinal() - _EPOCH
         return ann
 
-    def load(self, d: pl.DataFrame, lt: pl.DataFrame, splits: pl.DataFrame | None = None) -> None:
-        """Read the slices ``d``, lots ``lt`` and the lots' ``splits``: what the pass runs on."""
+    def load(self, d: pl.DataFrame, lt: pl.DataFrame, marks: list[_Mark] | None = None) -> None:
+        """Read the slices ``d``, lots ``lt`` and the splits and transfers that changed the lots
+        between sales (``_marks``): what the pass runs on."""
         self.d = d = d.sort("_i")
         self.lt = lt
-        self.marks = _split_marks(splits, lt)
+        self.marks = marks or []
+        self.move_problems: list[RowError] = []
         # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
         # in (group, date, seq) order: a window never reaches into another group.
         cand = lt.with_row_index("_k").filter("_cand")
@@ -392,10 +407,16 @@ class _Pass:
         # A lot a split resized starts at its size before the first split (the lots frame has
         # its last size); _resize gives it each later one as the pass reaches the split.
         for mark in reversed(self.marks):
-            self.qty[mark[1]] = mark[3]
+            if mark[1] == _SPLIT:
+                self.qty[mark[2]] = mark[4]
         self.sold, self.free, self.p = [0] * n_lots, [0] * n_lots, [0] * n_lots
         self.segs: list[list[_Seg] | None] = [None] * n_lots
         self.group = _Group(self.axis_lots.to_list(), self.qty, self.sold, self.free, self.taxable.to_list(), self.segs, self.w)
+        # A lot shares arrive as by transfer holds none to hand out until they arrive (_move).
+        for mark in self.marks:
+            if mark[1] == _MOVE and mark[5] >= 0:
+                self.group.pending.add(mark[5])
+                self.free[mark[5]] = self.qty[mark[5]]
         self.applies_: list[bool] = self.applies.to_list()
         self.slice_lot_: list[int | None] = self.slice_lot.to_list()
         self.window_first_: list[int | None] = self.window_first.to_list()
@@ -423,7 +444,7 @@ class _Pass:
             # Splits before this sale resize their lots first: shares, sold and adjusted
             # ranges all in the units the sale's slices count in.
             while mark < len(marks) and marks[mark][0] < sale_seq[sale]:
-                self._resize(marks[mark])
+                self._changed(marks[mark])
                 mark += 1
             # Every slice of the sale takes its shares first: none of them can replace another.
             for j in range(k, end):
@@ -471,16 +492,45 @@ class _Pass:
                         disallowed = match(j, lot, q, cost + adj_in, first, stop_[j], app_[j], disp_[j] - acq_[j] + tack)
                 if disallowed or adj_in:
                     out.extend((j, disallowed, adj_in, tack))
-        for later in marks[mark:]:  # splits after the last sale: the lots' final sizes
-            self._resize(later)
+        for later in marks[mark:]:  # splits and transfers after the last sale: the lots' final state
+            self._changed(later)
 
-    def _resize(self, mark: tuple[int, int, int, int, int, int]) -> None:
-        """Lot ``k`` resized by a split, as booking resized it (``mark``: split seq, k, sold
-        before, quantity before, sold after, quantity after): its sold
-        shares, its next replacement share and its adjusted ranges move to the new units, each
-        point mapped in proportion within the sold part and within the rest, so the ranges
-        still tile the lot and every deferred loss and tacked day stays with its shares."""
-        _, k, sold_before, before, sold_after, after = mark
+    def _changed(self, mark: _Mark) -> None:
+        if mark[1] == _SPLIT:
+            self._resize(*mark[2:])
+        else:
+            self._move(*mark[2:])
+
+    def _move(self, k: int, start: int, m: int, to: int, source: str) -> None:
+        """Shares ``[start, start + m)`` of lot ``k`` moved by a transfer to lot ``to`` (-1: a
+        lot the pass does not see, or none): they leave ``k`` as a sale would; the deferred loss
+        on them, cut as a slice would cut it, goes with them to ``to``'s shares ``[0, m)`` with
+        its tacked days, and so does what is left of them to hand out as replacements. Where it
+        cannot follow them, it says so."""
+        sold, free = self.sold, self.free
+        used = min(max(free[k], sold[k]), start + m) - start  # moved shares already a replacement
+        sold[k] = start + m
+        if to >= 0:
+            free[to] = max(used, 0)
+            self.group.pending.discard(to)
+        segs, carried = self.segs[k], []
+        for s, e, adj, tack in segs or ():
+            lo, hi = max(s, start), min(e, start + m)
+            if lo < hi:
+                carried.append((lo - start, hi - start, adj if (lo, hi) == (s, e) else _part(adj, e - s, lo - s, hi - s), tack))
+        if carried and to < 0:
+            self.move_problems.append(RowError.at(source, "a transfer moved shares carrying wash-sale adjustments to an account "
+                                                          "taxlens does not follow: their deferred loss goes with them; check it by hand"))
+        elif carried:
+            kept = self.segs[to]
+            self.segs[to] = carried if kept is None else kept + carried
+
+    def _resize(self, k: int, sold_before: int, before: int, sold_after: int, after: int) -> None:
+        """Lot ``k`` resized by a split, as booking resized it (sold before, quantity before,
+        sold after, quantity after): its sold shares, its next replacement share and its
+        adjusted ranges move to the new units, each point mapped in proportion within the sold
+        part and within the rest, so the ranges still tile the lot and every deferred loss and
+        tacked day stays with its shares."""
 
         def moved(x: int) -> int:
             if x >= before:
@@ -489,31 +539,27 @@ class _Pass:
                 return _scaled(x, sold_after, sold_before)
             return sold_after + _scaled(x - sold_before, after - sold_after, before - sold_before)
 
-        # The pass's sold shares are booking's unless shares left by transfer (which booking
-        # counts and the pass does not): such positions are reported by carry_problems.
-        self.qty[k], self.sold[k], self.free[k] = after, moved(self.sold[k]), moved(self.free[k])
+        cut = self.sold[k]
+        self.qty[k], self.sold[k], self.free[k] = after, moved(cut), moved(self.free[k])
         segs = self.segs[k]
         if segs is None:
             return
-        kept: list[_Seg] = []
-        pending = 0  # the loss of ranges too small to hold one unit in the new size
-        for s, e, adj, tack in segs:
-            ns, ne = moved(s), moved(e)
-            if ns == ne:
-                # A sliver a reverse split leaves without a unit: its loss joins a neighbour
-                # (the range before it, or else the next), never lost.
-                if kept:
-                    ps, pe, padj, ptack = kept[-1]
-                    kept[-1] = (ps, pe, padj + adj, ptack)
-                else:
-                    pending += adj
-                continue
-            kept.append((ns, ne, adj + pending, tack))
-            pending = 0
-        if pending:  # every range was a sliver: one unit of the lot carries them all
-            at = min(moved(segs[0][0]), after - 1)
-            kept.append((at, at + 1, pending, segs[0][3]))
-        segs[:] = kept
+        # A range the sold shares end inside is cut there first: its sold part keeps what the
+        # slices took (F over the whole range, as they took it) and the rest the remainder, so
+        # the later slices, dividing the rest over its new size, still add up to the loss.
+        done: list[_Seg] = []
+        rest: list[_Seg] = []
+        for seg in segs:
+            s, e, adj, tack = seg
+            if e <= cut:
+                done.append(seg)
+            elif s >= cut:
+                rest.append(seg)
+            else:
+                took = _part(adj, e - s, 0, cut - s)
+                done.append((s, cut, took, tack))
+                rest.append((cut, e, adj - took, tack))
+        segs[:] = _remapped(done, moved, after) + _remapped(rest, moved, after)
         self.p[k] = 0  # re-skipped from the start: cheap, as a lot's ranges are few
 
     def _carried(self, segs: list[_Seg], k: int, c0: int, c1: int, acquired: int, disposed: int) -> tuple[int, int] | None:
@@ -599,7 +645,7 @@ class _Pass:
         ])
         # The adjusted ranges are the matches where the rule applied to a taxable replacement,
         # as _Group.match kept them in segs; a lot's were made in share order, which a stable
-        # sort by lot keeps. Where splits resized lots, segs hold them in the final units.
+        # sort by lot keeps. Where splits or transfers changed lots, segs hold them as they end.
         if self.marks:
             kept = [(k, *seg) for k, segs in enumerate(self.segs) if segs for seg in segs]
             ranges = pl.DataFrame([
@@ -634,7 +680,7 @@ class _Pass:
         assert _washcore is not None  # cores.load gives none on a big-endian machine
         d, lt = self.d, self.lt
         if self.marks:
-            return None, "lots resized by splits (the compiled core does not follow shares through them)"
+            return None, "lots changed by splits or transfers (the compiled core does not follow shares through them)"
         with_lot = self.slice_lot.is_not_null()
         # What the Python pass would trip over (None in arithmetic) is left to it.
         if lt["quantity"].null_count() or (with_lot & (d["quantity"].is_null() | d["acquired"].is_null() | d["disposed"].is_null())).any():
@@ -785,21 +831,9 @@ class _Pass:
              & (pl.col("status") != INFO)).alias("broker_reported")
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
-    def carry_problems(self, events: pl.DataFrame, lots: pl.DataFrame, ranges: pl.DataFrame) -> list[RowError]:
-        """Adjusted lots in positions with transfers: the ranges this pass tracks follow shares
-        through splits but not yet through transfers, so say where to check by hand. ``lots``:
-        the base lots frame."""
-        touched = ranges["k"].unique()
-        if touched.len() == 0:
-            return []
-        where = lots.select("account", "symbol")[self.lt["_i"].gather(touched)].unique()
-        moves = events.filter(pl.col("kind").is_in([TRANSFER_IN, TRANSFER_OUT])).join(where, on=["account", "symbol"])
-        first = moves.sort("seq").group_by("account", "symbol", maintain_order=True).first()
-        return [
-            RowError.at(r["source"], f"{r['symbol']} in {r['account']} has wash-sale adjustments and a {r['kind'].replace('_', ' ')}: "
-                                     "taxlens does not carry the adjustments through it yet; check these lots' adjusted basis by hand")
-            for r in first.iter_rows(named=True)
-        ]
+    def carry_problems(self) -> list[RowError]:
+        """Where the pass could not follow adjusted shares through a transfer."""
+        return list(self.move_problems)
 
 
 _ROW, _SPLIT_ROW, _MATCH = 4, 8, 6  # fields per record of _Pass.rows, _Pass.split_rows and _Pass.w
@@ -816,6 +850,29 @@ class _Out:
     ranges: pl.DataFrame  # adjusted ranges in (lot, share) order: k, shares [s, e), adj (loss added), tack (days)
 
 
+def _remapped(segs: list[_Seg], moved: Callable[[int], int], size: int) -> list[_Seg]:
+    """``segs`` (ranges in share order) with their ends ``moved`` to a lot's new units (of
+    ``size`` shares). A sliver a reverse split leaves without a unit gives its loss to a
+    neighbour (the range before it, or else the next): never lost."""
+    kept: list[_Seg] = []
+    pending = 0
+    for s, e, adj, tack in segs:
+        ns, ne = moved(s), moved(e)
+        if ns == ne:
+            if kept:
+                ps, pe, padj, ptack = kept[-1]
+                kept[-1] = (ps, pe, padj + adj, ptack)
+            else:
+                pending += adj
+            continue
+        kept.append((ns, ne, adj + pending, tack))
+        pending = 0
+    if pending:  # every range was a sliver: one unit of the lot carries them all
+        at = min(moved(segs[0][0]), size - 1)
+        kept.append((at, at + 1, pending, segs[0][3]))
+    return kept
+
+
 def _scaled(x: int, to: int, whole: int) -> int:
     """``x`` of ``whole`` units as units of ``to``: x × to ÷ whole, rounded half to even (0
     when ``whole`` is 0), so 0 and ``whole`` land exactly on 0 and ``to``."""
@@ -827,19 +884,40 @@ def _scaled(x: int, to: int, whole: int) -> int:
     return q
 
 
-def _split_marks(splits: pl.DataFrame | None, lt: pl.DataFrame) -> list[tuple[int, int, int, int, int, int]]:
-    """The splits that resized lots of ``lt`` (SPLIT_SCHEMA rows, matched to lots by scope,
-    lot_seq and lot_id), as (split seq, lot row, sold before, quantity before, sold after,
-    quantity after) in units, in the order of the splits."""
-    if splits is None or splits.height == 0 or lt.height == 0:
+_SPLIT, _MOVE = 0, 1
+#: A change to lots between sales, in seq order: (seq, _SPLIT, lot row, sold before, quantity
+#: before, sold after, quantity after) or (seq, _MOVE, lot row, start, shares, row it arrived as
+#: or -1, the transfer's source), in units.
+_Mark = tuple[Any, ...]
+
+
+def _marks(splits: pl.DataFrame | None, moves: pl.DataFrame | None, lt: pl.DataFrame, events: pl.DataFrame) -> list[_Mark]:
+    """The splits (SPLIT_SCHEMA) and transfers (MOVE_SCHEMA) that changed lots of ``lt``,
+    matched to its rows by scope, lot_seq and lot_id, as ``_Mark``s in seq order (a transfer's
+    pieces in the order it took them)."""
+    if lt.height == 0 or ((splits is None or splits.height == 0) and (moves is None or moves.height == 0)):
         return []
     key = ["scope", "lot_seq", "lot_id"]
-    rows = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_k").unique(subset=key, keep="last")
-    found = splits.join(rows, on=key, how="inner", nulls_equal=True).sort("seq", "_k")
-    if found.height == 0:
-        return []
-    units = [found[c].cast(DECIMAL).to_physical().to_list() for c in ("sold_before", "quantity_before", "sold_after", "quantity_after")]
-    return list(zip(found["seq"].to_list(), found["_k"].to_list(), *units, strict=True))
+    rows = lt.select("scope", pl.col("seq").alias("lot_seq"), "lot_id").with_row_index("_k")
+    rows = rows.unique(subset=key, keep="last", maintain_order=True)
+    marks: list[_Mark] = []
+    units = lambda f, c: f[c].cast(DECIMAL).to_physical().to_list()  # noqa: E731
+    if splits is not None and splits.height:
+        found = splits.join(rows, on=key, how="inner", nulls_equal=True, maintain_order="left")
+        marks += zip(found["seq"].to_list(), [_SPLIT] * found.height, found["_k"].to_list(),
+                     *(units(found, c) for c in ("sold_before", "quantity_before", "sold_after", "quantity_after")), strict=True)
+    if moves is not None and moves.height:
+        arrived = rows.select(pl.col("scope").alias("to_scope"), pl.col("lot_seq").alias("to_seq"), pl.col("lot_id").alias("to_lot_id"),
+                              pl.col("_k").alias("_to"))
+        found = (
+            moves.join(rows, on=key, how="inner", nulls_equal=True, maintain_order="left")
+            .join(arrived, on=["to_scope", "to_seq", "to_lot_id"], how="left", nulls_equal=True, maintain_order="left")
+            .join(events.select("seq", "source"), on="seq", how="left", maintain_order="left")
+        )
+        marks += zip(found["seq"].to_list(), [_MOVE] * found.height, found["_k"].to_list(), units(found, "start"), units(found, "quantity"),
+                     found["_to"].fill_null(-1).to_list(), found["source"].to_list(), strict=True)
+    marks.sort(key=lambda mark: mark[0])  # stable: one event's marks keep their order
+    return marks
 
 
 def _units_buffer(column: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
@@ -936,7 +1014,7 @@ class _Group:
     seq) order, with exhausted lots skipped in near-constant time (a union-find "next live
     lot" pointer). Works on the pass's per-lot lists and records matches into its ``w``."""
 
-    __slots__ = ("free", "lots", "nxt", "qty", "segs", "sold", "taxable", "w")
+    __slots__ = ("free", "lots", "nxt", "pending", "qty", "segs", "sold", "taxable", "w")
 
     def __init__(
         self, lots: list[int], qty: list[int], sold: list[int], free: list[int], taxable: list[bool],
@@ -945,6 +1023,7 @@ class _Group:
         self.lots = lots
         self.nxt = list(range(len(lots) + 1))  # the last one: past every lot, always live
         self.qty, self.sold, self.free, self.taxable, self.segs, self.w = qty, sold, free, taxable, segs, w
+        self.pending: set[int] = set()  # lots a transfer has yet to fill: empty now, never skipped for good
 
     def match(self, j: int, sold_lot: int, q: int, loss: int, first: int, stop: int, applies: bool, held: int) -> int:
         """Replacements among acquisitions [first, stop) (the window) for ``q`` shares of lot
@@ -973,7 +1052,8 @@ class _Group:
             if sold[k] > start:
                 start = sold[k]
             if start >= qk:
-                nxt[i] = i + 1  # used up or sold: never a replacement again
+                if k not in self.pending:
+                    nxt[i] = i + 1  # used up or sold: never a replacement again
                 i += 1
                 continue
             if k == sold_lot:

@@ -52,6 +52,7 @@ def test_fast_loop_equals_the_reference(events: pl.DataFrame, month_end: bool) -
     slow = book_reference(events, month_end_rule=month_end)
     assert fast.lots.equals(slow.lots)
     assert fast.disposals.equals(slow.disposals)
-    assert fast.splits.equals(slow.splits)  # the lots splits resized, for the wash-sale pass
+    assert fast.splits.equals(slow.splits)  # the lots splits resized and transfers moved, for the wash-sale pass
+    assert fast.moves.equals(slow.moves)
     assert fast.problems == slow.problems
     assert fast.errors == slow.errors

@@ -159,17 +159,17 @@ def test_the_compiled_core_gives_the_python_pass_frames(history: History) -> Non
 
 @EXAMPLES
 @given(histories())
-def test_the_pass_follows_splits_and_keeps_every_deferred_dollar(history: History) -> None:
-    """Given booking's splits, the pass follows adjusted shares through them (the Python pass:
-    the compiled core hands such runs over). Each lot's rows still tile it, and unless a
-    transfer moved adjusted shares (reported, not followed) or a replacement's basis is unknown
-    (it has no basis to add to), every deferred dollar is in a later slice's carried-in loss or
-    still in an open lot, exactly."""
+def test_the_pass_follows_splits_and_transfers_and_keeps_every_deferred_dollar(history: History) -> None:
+    """Given booking's splits and transfers, the pass follows adjusted shares through them (the
+    Python pass: the compiled core hands such runs over). Each lot's rows still tile it, and
+    unless a replacement's basis is unknown (it has no basis to add to) or shares left for
+    somewhere the pass does not follow (reported), every deferred dollar is in a later slice's
+    carried-in loss or still in an open lot, exactly."""
     booked = book_loop(history.events, month_end_rule=history.month_end_rule)
     disposals = booked.disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
     washed = apply_wash_sales(booked.lots, disposals, history.events, history.crypto, history.settings,
-                              month_end_rule=history.month_end_rule, splits=booked.splits)
-    event(f"splits: {'some' if booked.splits.height else 'none'}")
+                              month_end_rule=history.month_end_rule, splits=booked.splits, moves=booked.moves)
+    event(f"splits: {'some' if booked.splits.height else 'none'}; transfers: {'some' if booked.moves.height else 'none'}")
     key = ["scope", "seq", "lot_id"]
     tiled = washed.lots.group_by(key).agg(pl.col("quantity").sum()).join(booked.lots.select(*key, "quantity"), on=key, suffix="_lot")
     assert tiled.height == booked.lots.height
