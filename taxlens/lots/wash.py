@@ -132,9 +132,8 @@ def apply_wash_sales(
     (DISPOSAL_SCHEMA, in (sale, slice) order) for the ``events`` they were booked from.
     ``crypto``: the symbols that are digital assets. ``splits`` and ``moves``: the lots booking
     resized in splits (SPLIT_SCHEMA) and moved by transfers (MOVE_SCHEMA), whose adjusted shares
-    the pass follows through them. Returns the
-    adjusted lots and disposals, one row per wash match, and problems (adjustments taxlens
-    could not carry).
+    the pass follows through them. Returns the adjusted lots and disposals, one row per wash
+    match, and problems (adjustments taxlens could not carry).
 
     ``core`` picks the pass (default: $TAXLENS_WASH_CORE, else "auto"): "auto" runs the
     compiled core when it is built, "compiled" requires it (ImportError if it is not built),
@@ -508,12 +507,14 @@ class _Pass:
         its tacked days, and so does what is left of them to hand out as replacements. Where it
         cannot follow them, it says so."""
         sold, free = self.sold, self.free
-        used = min(max(free[k], sold[k]), start + m) - start  # moved shares already a replacement
-        sold[k] = start + m
+        used = 0
+        if k >= 0:
+            used = max(min(max(free[k], sold[k]), start + m) - start, 0)  # moved shares already a replacement
+            sold[k] = start + m
         if to >= 0:
-            free[to] = max(used, 0)
+            free[to] = used
             self.group.pending.discard(to)
-        segs, carried = self.segs[k], []
+        segs, carried = self.segs[k] if k >= 0 else None, []
         for s, e, adj, tack in segs or ():
             lo, hi = max(s, start), min(e, start + m)
             if lo < hi:
@@ -886,8 +887,8 @@ def _scaled(x: int, to: int, whole: int) -> int:
 
 _SPLIT, _MOVE = 0, 1
 #: A change to lots between sales, in seq order: (seq, _SPLIT, lot row, sold before, quantity
-#: before, sold after, quantity after) or (seq, _MOVE, lot row, start, shares, row it arrived as
-#: or -1, the transfer's source), in units.
+#: before, sold after, quantity after) or (seq, _MOVE, lot row or -1, start, shares, row it
+#: arrived as or -1, the transfer's source), in units; -1: a lot the pass does not see.
 _Mark = tuple[Any, ...]
 
 
@@ -909,13 +910,16 @@ def _marks(splits: pl.DataFrame | None, moves: pl.DataFrame | None, lt: pl.DataF
     if moves is not None and moves.height:
         arrived = rows.select(pl.col("scope").alias("to_scope"), pl.col("lot_seq").alias("to_seq"), pl.col("lot_id").alias("to_lot_id"),
                               pl.col("_k").alias("_to"))
+        # A move whose lot the pass does not see (an account outside the rule) still fills the
+        # lot it arrives as, if the pass sees that one: -1 stands for the lot it does not see.
         found = (
-            moves.join(rows, on=key, how="inner", nulls_equal=True, maintain_order="left")
+            moves.join(rows, on=key, how="left", nulls_equal=True, maintain_order="left")
             .join(arrived, on=["to_scope", "to_seq", "to_lot_id"], how="left", nulls_equal=True, maintain_order="left")
+            .filter(pl.col("_k").is_not_null() | pl.col("_to").is_not_null())
             .join(events.select("seq", "source"), on="seq", how="left", maintain_order="left")
         )
-        marks += zip(found["seq"].to_list(), [_MOVE] * found.height, found["_k"].to_list(), units(found, "start"), units(found, "quantity"),
-                     found["_to"].fill_null(-1).to_list(), found["source"].to_list(), strict=True)
+        marks += zip(found["seq"].to_list(), [_MOVE] * found.height, found["_k"].fill_null(-1).to_list(), units(found, "start"),
+                     units(found, "quantity"), found["_to"].fill_null(-1).to_list(), found["source"].to_list(), strict=True)
     marks.sort(key=lambda mark: mark[0])  # stable: one event's marks keep their order
     return marks
 

@@ -510,6 +510,23 @@ def test_shares_moved_inside_their_purchase_window_still_replace(book: Book, tmp
     assert book.booked().problems == []
 
 
+def test_shares_moved_in_from_an_account_outside_the_rule_replace_from_the_move_on(book_with: Make, tmp_path: Path) -> None:
+    """B2 is bought in a 401(k) (outside the rule) and moved into Alpaca three days later. The
+    shares are still those bought on 2024-01-05: S1's loss on 2024-01-20 (on B1, held 50 days)
+    finds them in Alpaca and is washed into them (4,500 + 1,000; 2024-01-05 − 50 days =
+    2023-11-16). A loss before the move would not have found them."""
+    book = book_with({"accounts": {"Work401k": {"type": "401k"}}})
+    load(book, tmp_path, """\
+        2023-12-01,Alpaca,X,buy,100,50.00,0,USD,equity,B1,
+        2024-01-05,Work401k,X,buy,100,45.00,0,USD,equity,B2,
+        2024-01-08,Work401k,X,transfer_out,100,0,0,USD,equity,T1,
+        2024-01-08,Alpaca,X,transfer_in,100,0,0,USD,equity,T2,
+        2024-01-20,Alpaca,X,sell,100,40.00,0,USD,equity,S1,
+    """)
+    assert table(book.washes(), WASHES) == rows("Alpaca, S1, B1, 100, 1000, Alpaca, B2, 50, deferred, True")
+    assert table(book.lots(open_only=True), LOTS) == rows("Alpaca, B2, 2024-01-05, 2023-11-16, 100, 4500, 5500, 100, 5500")
+
+
 def test_a_replacement_used_before_its_move_is_not_used_again_after(book: Book, tmp_path: Path) -> None:
     """S1's loss on B1 takes B4, the first purchase after B1, as its replacement (6 days
     tacked); the transfer then moves B4 (FIFO) to Schwab with that 1,000. S2's loss on B2 finds
