@@ -30,14 +30,17 @@ CONFIG: dict[str, Any] = {
 }
 
 #: A household's year: SPY and IVV grouped for wash sales; BTC and ETH pooled before 2025;
-#: a VTI split and a transfer between accounts; a sale with no lots behind it (a shortfall);
+#: a VTI loss washed into a lot that is then split and moved to another account; a sale with
+#: no lots behind it (a shortfall);
 #: a short sale (unsupported); and on Alpaca, a day's fee over QQQ's and AAPL's sales.
 TRADES = HEADER + """\
 2024-03-01,Alpaca,SPY,buy,10,500,1,USD,etf,B1,
 2024-03-01,IBKR,IVV,buy,5,505,0,USD,etf,B2,
 2024-06-03,Alpaca,SPY,sell,10,450,1,USD,etf,S1,
 2024-06-20,IRA,IVV,buy,3,455,0,USD,etf,B3,
+2024-06-28,IBKR,VTI,buy,4,300,0,USD,etf,B5,
 2024-07-01,IBKR,VTI,buy,8,250,0,USD,etf,B4,
+2024-07-02,IBKR,VTI,sell,4,240,0,USD,etf,S3,
 2024-08-01,IBKR,VTI,split_in,8,0,0,USD,etf,SP1,
 2024-09-02,IBKR,VTI,transfer_out,16,0,0,USD,etf,T1,
 2024-09-03,Alpaca,VTI,transfer_in,16,0,0,USD,etf,T2,
