@@ -156,6 +156,17 @@ def per_sale(result: taxlens.api.Booked) -> dict[tuple[str, str], tuple[Decimal,
     return {key: tuple(values) for key, values in sums.items()}
 
 
+def books_alike(ours: taxlens.api.Booked, theirs: taxlens.api.Booked) -> None:  # type: ignore[name-defined]
+    """Both booked without problems, ours within the matching bounds, and every sale's totals by
+    term (``per_sale``) the same to 10^-9 of a dollar."""
+    assert ours.problems == [] and theirs.problems == []
+    check_matches(ours)
+    mine, other = per_sale(ours), per_sale(theirs)
+    assert mine.keys() == other.keys()
+    for key, values in mine.items():
+        assert all(abs(a - b) < Decimal("1e-9") for a, b in zip(values, other[key], strict=True)), (key, values, other[key])
+
+
 @MODEST
 @given(split_histories())
 def test_a_split_moves_deferred_losses_as_if_the_shares_had_always_been_split(histories: tuple[list[Trade], list[Trade]]) -> None:
@@ -164,12 +175,7 @@ def test_a_split_moves_deferred_losses_as_if_the_shares_had_always_been_split(hi
     split shares from the start (to 10^-9 of a dollar: the two divide bases over different
     share counts at 18 decimals)."""
     split, always = (booked(trades, {}) for trades in histories)
-    assert split.problems == [] and always.problems == []
-    check_matches(split)
-    ours, theirs = per_sale(split), per_sale(always)
-    assert ours.keys() == theirs.keys()
-    for key, values in ours.items():
-        assert all(abs(a - b) < Decimal("1e-9") for a, b in zip(values, theirs[key], strict=True)), (key, values, theirs[key])
+    books_alike(split, always)
 
 
 @st.composite
@@ -213,9 +219,4 @@ def test_a_transfer_moves_deferred_losses_as_if_the_shares_had_stayed(histories:
     carried-in loss and gain, short and long, match the history where they stayed (to 10^-9 of a
     dollar: the move cuts each lot's basis and deferred loss at 18 decimals)."""
     moved, stayed = (booked(trades, {}) for trades in histories)
-    assert moved.problems == [] and stayed.problems == []
-    check_matches(moved)
-    ours, theirs = per_sale(moved), per_sale(stayed)
-    assert ours.keys() == theirs.keys()
-    for key, values in ours.items():
-        assert all(abs(a - b) < Decimal("1e-9") for a, b in zip(values, theirs[key], strict=True)), (key, values, theirs[key])
+    books_alike(moved, stayed)
