@@ -168,14 +168,7 @@ def apply_wash_sales(
         .with_columns(pl.col("seq").is_in(acquired_seqs["seq"].implode()).alias("_cand"))
     )
     if moves is not None and moves.height:
-        # Shares a transfer moved are still those bought on their date: the lot they arrive as
-        # is a replacement like the one they left (from the move on: _Group.pending).
-        arrived = moves.filter(pl.col("to_seq").is_not_null()).select(
-            pl.col("to_scope").alias("scope"), pl.col("to_seq").alias("seq"), pl.col("to_lot_id").alias("lot_id"), pl.lit(True).alias("_moved")
-        ).unique()
-        lt = lt.join(arrived, on=["scope", "seq", "lot_id"], how="left", nulls_equal=True, maintain_order="left").with_columns(
-            (pl.col("_cand") | pl.col("_moved").fill_null(False)).alias("_cand")
-        ).drop("_moved")
+        lt = _moved_in(lt, moves)
     # Each (household, group) as one integer, _g (null for a null symbol, whose group matches
     # none): the axis and the filters work on it rather than on pairs of strings.
     hh_ids = {h: i for i, h in enumerate(sorted({settings.default_household, *households.values()}))}
@@ -348,8 +341,11 @@ class _Pass:
         # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
         # in (group, date, seq) order: a window never reaches into another group.
         cand = lt.with_row_index("_k").filter("_cand")
-        on_axis = cand.select("_k", (pl.col("_g") * _SPAN + pl.col("acquired").cast(pl.Int32)).alias("_x"), "seq").sort(
-            "_x", "seq", maintain_order=True
+        # Same-day acquisitions in the order they were made (_moved_in: a moved lot's is its
+        # purchase's, not its arrival's).
+        order = "_order" if "_order" in lt.columns else "seq"
+        on_axis = cand.select("_k", (pl.col("_g") * _SPAN + pl.col("acquired").cast(pl.Int32)).alias("_x"), order).sort(
+            "_x", order, maintain_order=True
         )
         self.axis_lots = on_axis["_k"]  # the lots (rows of lt) in axis order
         self.taxable = lt["_role"] == TAXABLE
@@ -849,6 +845,26 @@ class _Out:
     split: pl.DataFrame  # slices cut by term: j, quantity, proceeds, cost_basis, adjustment, adjusted_acquired, wash_basis, gain
     matches: pl.DataFrame  # j, k, start (first replacement share used), m (shares), amount (disallowed), held (days)
     ranges: pl.DataFrame  # adjusted ranges in (lot, share) order: k, shares [s, e), adj (loss added), tack (days)
+
+
+def _moved_in(lt: pl.DataFrame, moves: pl.DataFrame) -> pl.DataFrame:
+    """``lt`` with the lots transfers moved shares into (MOVE_SCHEMA's arrivals) marked as
+    acquisitions (``_cand``): shares a transfer moved are still those bought on their date, so
+    the lot they arrive as is a replacement like the one they left (from the move on:
+    _Group.pending). ``_order`` ranks same-day acquisitions: a lot's seq, or for an arrival its
+    purchase's (followed back through every move)."""
+    first: dict[tuple[Any, ...], int] = {}
+    for scope, lot_seq, lot_id, to_scope, to_seq, to_lot_id in moves.filter(pl.col("to_seq").is_not_null()).sort("seq", maintain_order=True).select(
+        "scope", "lot_seq", "lot_id", "to_scope", "to_seq", "to_lot_id"
+    ).iter_rows():
+        first[(to_scope, to_seq, to_lot_id)] = first.get((scope, lot_seq, lot_id), lot_seq)
+    arrived = pl.DataFrame(
+        [(*key, seq) for key, seq in first.items()], schema={"scope": pl.String, "seq": pl.Int64, "lot_id": pl.String, "_first": pl.Int64},
+        orient="row",
+    )
+    return lt.join(arrived, on=["scope", "seq", "lot_id"], how="left", nulls_equal=True, maintain_order="left").with_columns(
+        (pl.col("_cand") | pl.col("_first").is_not_null()).alias("_cand"), pl.col("_first").fill_null(pl.col("seq")).alias("_order"),
+    ).drop("_first")
 
 
 def _remapped(segs: list[_Seg], moved: Callable[[int], int], size: int) -> list[_Seg]:
