@@ -187,31 +187,78 @@ def apply_wash_sales(
     busy = _groups_with_a_possible_wash(d, lt)
     if not busy:
         return Washed(base_lots, base_disposals, empty)
-    keep = lt["_g"].is_in(pl.Series(busy, dtype=pl.Int64).implode())
-    d = d.filter(pl.col("_g").is_in(pl.Series(busy, dtype=pl.Int64).implode()))
-    if found is not None and not keep.all():
-        # The lots' rows once filtered; a slice whose lot is filtered out has none, as a lookup
-        # in the filtered lots would find.
+    # Groups where a split or transfer changed lots go to the Python pass, which follows shares
+    # through them; the rest (all, usually) to the compiled core when it runs. Groups never
+    # share a lot or a slice, so the passes' rows merge back as one pass would give them.
+    if core == "python":
+        parts = [(busy, True)]
+    else:
+        marked = _marked_groups(_marks(splits, moves, lt, events), lt)
+        plain, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked]
+        parts = [(groups, follow) for groups, follow in ((plain, False), (followed, True)) if groups]
+    lots_parts, slice_parts, wash_parts, problems = [], [], [], []
+    ran: set[str] = set()
+    fallback = None
+    with _gc_paused():
+        for part, follow in parts:
+            dp, ltp = _narrowed(d, lt, part, found is not None)
+            run = _Pass(settings, crypto, month_end_rule)
+            run.load(dp, ltp, _marks(splits, moves, ltp, events) if follow else [])
+            out = None
+            if core != "python":
+                out, why = run.compiled()
+                fallback = fallback or why
+            if out is None:
+                run.go()
+                out = run.output()
+                ran.add("python")
+            else:
+                ran.add("compiled")
+            problems += run.carry_problems()
+            lots_parts.append(run.lot_pieces(base_lots, out.ranges))
+            slice_parts.append(run.slice_pieces(out))
+            wash_parts.append(run.washes_frame(base_lots, out.matches).with_columns(run.d["_i"].gather(out.matches["j"]).alias("_at")))
+            # Freed while the collector is still off: once on, it would first scan all of it again.
+            del run, out
+        washes = pl.concat(wash_parts).sort("_at", maintain_order=True).drop("_at") if len(wash_parts) > 1 else wash_parts[0].drop("_at")
+        washed = Washed(
+            _replaced(base_lots, lots_parts), _replaced(base_disposals, slice_parts), washes, problems,
+            "python" if ran == {"python"} else "compiled" if ran == {"compiled"} else "compiled+python",
+            fallback if "python" in ran else None,
+        )
+    return washed
+
+
+def _marked_groups(marks: list[_Mark], lt: pl.DataFrame) -> set[int]:
+    """The groups (``_g``) of the lots ``marks`` change (rows of ``lt``, both ends of a move)."""
+    rows = {m[2] for m in marks if m[2] >= 0} | {m[5] for m in marks if m[1] == _MOVE and m[5] >= 0}
+    return set(lt["_g"].gather(sorted(rows)).drop_nulls().to_list()) if rows else set()
+
+
+def _narrowed(d: pl.DataFrame, lt: pl.DataFrame, groups: list[int], with_lot: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The slices ``d`` and lots ``lt`` of ``groups`` only, each slice's ``_lot`` (when
+    ``with_lot``) renumbered to the kept lots: a slice whose lot is filtered out has none, as a
+    lookup in the filtered lots would find."""
+    wanted = pl.Series(groups, dtype=pl.Int64).implode()
+    keep = lt["_g"].is_in(wanted)
+    d = d.filter(pl.col("_g").is_in(wanted))
+    if with_lot and not keep.all():
         row = pl.select(pl.when(keep).then(keep.cum_sum() - 1)).to_series()
         d = d.with_columns(row.gather(d["_lot"]).alias("_lot"))
-    lt = lt.filter(keep)
-    run = _Pass(settings, crypto, month_end_rule)
-    with _gc_paused():
-        run.load(d, lt, _marks(splits, moves, lt, events))
-        out, fallback = None, None
-        if core != "python":
-            out, fallback = run.compiled()
-        if out is None:
-            run.go()
-            out = run.output()
-        problems = run.carry_problems()
-        washed = Washed(
-            run.lots_frame(base_lots, out.ranges), run.disposals_frame(base_disposals, out), run.washes_frame(base_lots, out.matches),
-            problems, "python" if fallback is not None or core == "python" else "compiled", fallback,
-        )
-        # Freed while the collector is still off: once on, it would first scan all of it again.
-        del run, out
-    return washed
+    return d, lt.filter(keep)
+
+
+def _replaced(base: pl.DataFrame, parts: list[tuple[pl.Series, pl.DataFrame] | None]) -> pl.DataFrame:
+    """``base`` with the rows the passes replaced (``parts``: each pass's ascending rows and
+    their new rows, or None) replaced, as one pass would have: the parts' rows never overlap."""
+    found = [p for p in parts if p is not None]
+    if not found:
+        return base
+    if len(found) == 1:
+        return _replace_rows(base, *found[0])
+    rows = pl.concat([r for r, _ in found])
+    order = rows.to_frame("r").with_row_index("at").sort("r", maintain_order=True)["at"]  # a stable merge
+    return _replace_rows(base, rows.gather(order), pl.concat([n for _, n in found]).select(found[0][1].columns)[order])
 
 
 def _core_choice(core: str | None) -> str:
@@ -725,10 +772,11 @@ class _Pass:
 
     # -- frames ----------------------------------------------------------------------------------
 
-    def disposals_frame(self, base: pl.DataFrame, out: _Out) -> pl.DataFrame:
-        """``base`` with the slices of the groups the pass ran on replaced by their pieces."""
+    def slice_pieces(self, out: _Out) -> tuple[pl.Series, pl.DataFrame] | None:
+        """The slices the pass changed, as rows of the base disposals (ascending) and the pieces
+        that replace them (``_replaced`` puts them in); None when it changed none."""
         if not (out.rows.height or out.split.height):
-            return base
+            return None
         j, adj, wash_basis, tack = out.rows.get_columns()
         # A slice kept whole: its quantity and proceeds, and the loss it carries added to its basis.
         whole = self.d.select("quantity", "proceeds", "cost_basis", "acquired")[j].select(
@@ -747,15 +795,16 @@ class _Pass:
             .alias("term"),
             pl.col("adjusted_acquired").cast(pl.Date),
         )
-        return _replace_rows(base, self.d["_i"].gather(pieces["j"]), pieces.drop("j"))
+        return self.d["_i"].gather(pieces["j"]), pieces.drop("j")
 
-    def lots_frame(self, base: pl.DataFrame, segs: pl.DataFrame) -> pl.DataFrame:
-        """``base`` with every lot that received adjustments (``segs``: the adjusted ranges)
-        cut into its ranges: the adjusted ones and the gaps between them, covering
-        [0, quantity). Computed on the columns, as polars multiplies and divides DECIMAL(38,18)
-        exactly as mul_units and div_units do."""
+    def lot_pieces(self, base: pl.DataFrame, segs: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame] | None:
+        """Every lot that received adjustments (``segs``: the adjusted ranges) cut into its
+        ranges, the adjusted ones and the gaps between them, covering [0, quantity): rows of the
+        base lots (ascending) and the rows that replace them (``_replaced`` puts them in); None
+        when no lot was adjusted (``base``: the base lots). Computed on the columns, as polars multiplies and divides
+        DECIMAL(38,18) exactly as mul_units and div_units do."""
         if segs.height == 0:
-            return base
+            return None
         zero = pl.lit(0, dtype=pl.Int128).reinterpret(dtype=DECIMAL)
         k, s, e = pl.col("k"), pl.col("s"), pl.col("e")
         # Ranges in order from a sort key: 3p + 1 for the adjusted range at position p, 3p for
@@ -799,7 +848,7 @@ class _Pass:
                 (pl.col("acquired").cast(pl.Int32) - pl.col("tack")).cast(pl.Date).alias("adjusted_acquired"),
             )
         )
-        return _replace_rows(base, row, cut)
+        return row, cut
 
     def washes_frame(self, lots: pl.DataFrame, w: pl.DataFrame) -> pl.DataFrame:
         """The matches ``w`` as WASH_SCHEMA rows: the loss slice's columns gathered from the

@@ -159,6 +159,24 @@ def test_the_compiled_core_gives_the_python_pass_frames(history: History) -> Non
 
 @EXAMPLES
 @given(histories())
+def test_groups_a_split_or_transfer_changed_take_the_python_pass_and_the_rest_the_core(history: History) -> None:
+    """Given booking's splits and transfers, the groups whose lots they changed go to the Python
+    pass (which follows shares through them) and the others to the compiled core: the merged
+    result is the Python pass's on everything, frame for frame."""
+    booked = book_loop(history.events, month_end_rule=history.month_end_rule)
+    disposals = booked.disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
+
+    def washed(core: str) -> Washed:
+        return apply_wash_sales(booked.lots, disposals, history.events, history.crypto, history.settings,
+                                month_end_rule=history.month_end_rule, core=core, splits=booked.splits, moves=booked.moves)
+
+    compiled, python = washed("compiled"), washed("python")
+    same(compiled, python)
+    event(f"core: {compiled.core}")
+
+
+@EXAMPLES
+@given(histories())
 def test_the_pass_follows_splits_and_transfers_and_keeps_every_deferred_dollar(history: History) -> None:
     """Given booking's splits and transfers, the pass follows adjusted shares through them (the
     Python pass: the compiled core hands such runs over). Each lot's rows still tile it, and
@@ -274,6 +292,31 @@ def chain(q: int, dollars: int) -> list[tuple[int, str, str, str, int, int | Non
         (70, "A", "X", ACQUIRE, q, 7 * dollars), (90, "IRA", "X", ACQUIRE, q // 2 or 1, 3 * dollars),
         (100, "A", "X", DISPOSE, q, 6 * dollars),
     ]
+
+
+def test_a_split_in_one_symbol_leaves_the_other_symbols_to_the_core() -> None:
+    """X's last loss is washed into a lot bought just before it, which is then split (the Python
+    pass follows it); Y's washes touch no split or transfer (the compiled core books them):
+    "compiled+python", and the Python pass's frames."""
+    unit = 10**18
+    rows = [*chain(4 * unit, 100 * unit), *[(day, a, "Y", k, q, amt) for day, a, _, k, q, amt in chain(2 * unit, 50 * unit)]]
+    rows += [(95, "A", "X", ACQUIRE, 4 * unit, 600 * unit), (120, "A", "X", SPLIT_IN, 4 * unit, None)]  # a replacement, then split
+    history = history_of(rows)
+    booked = book_loop(history.events)
+    disposals = booked.disposals.with_row_index("_i").sort(["seq", "_i"]).drop("_i")
+    assert booked.splits.height
+
+    def washed(core: str) -> Washed:
+        return apply_wash_sales(booked.lots, disposals, history.events, history.crypto, history.settings, core=core,
+                                splits=booked.splits, moves=booked.moves)
+
+    compiled, python = washed("compiled"), washed("python")
+    same(compiled, python)
+    assert (compiled.core, python.core) == ("compiled+python", "python")
+    assert compiled.washes["symbol"].unique().sort().to_list() == ["X", "Y"]
+    split_lot = compiled.lots.filter((pl.col("symbol") == "X") & (pl.col("account") == "A") & (pl.col("open_quantity") > 0))
+    assert split_lot["open_quantity"].sum() == 8  # 4 shares, 2-for-1
+    assert (split_lot["open_adjusted_basis"] - split_lot["open_basis"]).sum() > 0  # with the deferred loss
 
 
 def test_the_extension_is_built_and_runs_an_ordinary_history(monkeypatch: pytest.MonkeyPatch) -> None:
