@@ -215,14 +215,21 @@ def apply_wash_sales(
             else:
                 ran.add("compiled")
             problems += run.carry_problems()
-            lots_parts.append(run.lot_pieces(base_lots, out.ranges))
-            slice_parts.append(run.slice_pieces(out))
-            wash_parts.append(run.washes_frame(base_lots, out.matches).with_columns(run.d["_i"].gather(out.matches["j"]).alias("_at")))
+            if len(parts) == 1:  # the usual case: each frame built at once, its pieces freed
+                lots, slices = _replaced(base_lots, [run.lot_pieces(base_lots, out.ranges)]), _replaced(base_disposals, [run.slice_pieces(out)])
+                washes = run.washes_frame(base_lots, out.matches)
+            else:
+                lots_parts.append(run.lot_pieces(base_lots, out.ranges))
+                slice_parts.append(run.slice_pieces(out))
+                wash_parts.append(run.washes_frame(base_lots, out.matches).with_columns(run.d["_i"].gather(out.matches["j"]).alias("_at")))
             # Freed while the collector is still off: once on, it would first scan all of it again.
             del run, out
-        washes = pl.concat(wash_parts).sort("_at", maintain_order=True).drop("_at") if len(wash_parts) > 1 else wash_parts[0].drop("_at")
+        if len(parts) > 1:
+            lots, slices = _replaced(base_lots, lots_parts), _replaced(base_disposals, slice_parts)
+            washes = pl.concat(wash_parts).sort("_at", maintain_order=True).drop("_at")
+            del lots_parts, slice_parts, wash_parts
         washed = Washed(
-            _replaced(base_lots, lots_parts), _replaced(base_disposals, slice_parts), washes, problems,
+            lots, slices, washes, problems,
             "python" if ran == {"python"} else "compiled" if ran == {"compiled"} else "compiled+python",
             fallback if "python" in ran else None,
         )
