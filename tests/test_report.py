@@ -351,6 +351,23 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
     assert "<script" not in page and "src=\"http" not in page and "href=\"http" not in page and "@import" not in page
 
 
+def test_html_long_tables_list_their_first_rows_and_say_where_the_rest_are(year) -> None:  # type: ignore[no-untyped-def]
+    """A busy year's page lists the first rows of each long table (a million rows would make a
+    page no browser opens) and says how many there are and which command lists them all;
+    a table that fits is listed whole, with no such line."""
+    a, _book = year
+    assert a.disposals.height > 1 and a.washes.height > 1
+    whole, capped = render.html(a), render.html(a, rows=1)
+    assert "by date sold" not in whole
+    body = capped.split("<h2>Disposals", 1)[1]
+    assert body.count("<tr><td>") == 1  # the header row is <tr><th>
+    assert str(render.disposal_rows(a.disposals.head(1))) in body and str(render.disposal_rows(a.disposals.slice(1, 1))) not in body
+    assert f"The first 1 of {a.disposals.height:,}, by date sold. All of them: <code>taxlens gains --year {a.year} --format csv</code>" in body
+    washes = capped.split("<h2>Wash sales", 1)[1].split("<h2>Disposals", 1)[0]
+    assert washes.count("<tr><td>") == 1
+    assert f"The first 1 of {a.washes.height:,}, by date sold. All of them: <code>taxlens wash --year {a.year} --format csv</code>" in washes
+
+
 @pytest.mark.parametrize("fmt", ["terminal", "html", "8949", "txf", "json", "csv"])
 def test_every_renderer_against_its_golden_file(year, golden, fmt: str) -> None:  # type: ignore[no-untyped-def]
     a, _book = year

@@ -180,9 +180,16 @@ def wash_rows(washes: pl.DataFrame) -> Markup:
     ])
 
 
-def html(a: Audit) -> str:
+#: Rows of each long table (disposals, wash sales) the HTML report lists: a busier year says
+#: how many more there are and where to get them all. A page of millions of rows would run to
+#: hundreds of megabytes, more than a browser opens, and in a box showing twenty at a time.
+HTML_ROWS = 5_000
+
+
+def html(a: Audit, *, rows: int = HTML_ROWS) -> str:
     """The self-contained report: inline CSS and SVG charts, no script, no network fetch;
-    every value escaped (jinja2 autoescape)."""
+    every value escaped (jinja2 autoescape). The disposals and wash-sale tables list their
+    first ``rows`` rows (by date sold), saying so when there are more."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from taxlens.report import charts
@@ -205,7 +212,7 @@ def html(a: Audit) -> str:
         rate=a.tax.effective_rate(), net=short + long, short=short, long=long,
         busiest=f"{top['trades']} trades (week of {top['week'].isoformat()})" if top else "none",
         profile=describe_profile(a.profile), profile_year=a.profile.year, version=__version__,
-        disposal_rows=disposal_rows(a.disposals), wash_rows=wash_rows(a.washes),
+        disposal_rows=disposal_rows(a.disposals.head(rows)), wash_rows=wash_rows(a.washes.head(rows)), rows=rows,
     )
 
 
