@@ -87,7 +87,9 @@ def txf(rows: pl.DataFrame, *, program: str, exported: dt.date) -> tuple[str, in
     """TXF v042 text (LF line ends) for Form 8949 ``rows`` (``form8949``'s output): record
     format 4, or 5 with the disallowed wash-sale amount. Returns the text and how many rows
     were left out because v042 has no reference number for their box (G-L, digital assets)."""
-    lines = ["V042", f"A{program}", f"D{exported.strftime('%m/%d/%Y')}", "^"]
+    # One string per record, not per line: a year of millions of slices would otherwise hold
+    # ten Python strings a slice until the join (gigabytes at 4M slices).
+    records = [f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^"]
     skipped = 0
     for r in rows.iter_rows(named=True):
         refnum = TXF_REFNUM.get(r["box"])
@@ -95,9 +97,7 @@ def txf(rows: pl.DataFrame, *, program: str, exported: dt.date) -> tuple[str, in
             skipped += 1
             continue
         acquired = "" if r["date_acquired"] == "VARIOUS" else r["date_acquired"]
-        lines += ["TD", f"N{refnum}", "C1", "L1", f"P{r['description']}", f"D{acquired}", f"D{r['date_sold']}",
-                  f"${_money(r['cost_basis']) if r['cost_basis'] is not None else ''}", f"${_money(r['proceeds'])}"]
-        if r["code"] == "W" and r["adjustment"] is not None:
-            lines.append(f"${_money(r['adjustment'])}")
-        lines.append("^")
-    return "\n".join(lines) + "\n", skipped
+        basis = _money(r["cost_basis"]) if r["cost_basis"] is not None else ""
+        washed = f"\n${_money(r['adjustment'])}" if r["code"] == "W" and r["adjustment"] is not None else ""
+        records.append(f"TD\nN{refnum}\nC1\nL1\nP{r['description']}\nD{acquired}\nD{r['date_sold']}\n${basis}\n${_money(r['proceeds'])}{washed}\n^")
+    return "\n".join(records) + "\n", skipped
