@@ -190,11 +190,15 @@ def apply_wash_sales(
     # Groups where a split or transfer changed lots go to the Python pass, which follows shares
     # through them; the rest (all, usually) to the compiled core when it runs. Groups never
     # share a lot or a slice, so the passes' rows merge back as one pass would give them.
+    # A transfer out of a busy group may carry deferred losses into a group with no wash of its
+    # own (another household's account): that group joins the Python pass to receive them.
+    marks = _marks(splits, moves, lt, events)
+    arrivals = _arrival_groups(marks, lt, busy)
     if core == "python":
-        parts = [(busy, True)]
+        parts = [(busy + arrivals, True)]
     else:
-        marked = _marked_groups(_marks(splits, moves, lt, events), lt)
-        plain, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked]
+        marked = _marked_groups(marks, lt)
+        plain, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked] + arrivals
         parts = [(groups, follow) for groups, follow in ((plain, False), (followed, True)) if groups]
     lots_parts, slice_parts, wash_parts, problems = [], [], [], []
     ran: set[str] = set()
@@ -234,6 +238,13 @@ def apply_wash_sales(
             fallback if "python" in ran else None,
         )
     return washed
+
+
+def _arrival_groups(marks: list[_Mark], lt: pl.DataFrame, busy: list[int]) -> list[int]:
+    """The groups, not in ``busy``, of lots that transfers out of a busy group moved shares to."""
+    g, washing = lt["_g"], set(busy)
+    found = {g[m[5]] for m in marks if m[1] == _MOVE and m[2] >= 0 and m[5] >= 0 and g[m[2]] in washing}
+    return sorted(x for x in found if x is not None and x not in washing)
 
 
 def _marked_groups(marks: list[_Mark], lt: pl.DataFrame) -> set[int]:

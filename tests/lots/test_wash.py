@@ -527,6 +527,23 @@ def test_shares_moved_in_from_an_account_outside_the_rule_replace_from_the_move_
     assert table(book.lots(open_only=True), LOTS) == rows("Alpaca, B2, 2024-01-05, 2023-11-16, 100, 4500, 5500, 100, 5500")
 
 
+def test_shares_moved_to_another_household_take_their_deferred_loss_along(book_with: Make, tmp_path: Path) -> None:
+    """Sam and Alex are separate households here (no [wash_sales] households): B2, carrying
+    S1's 1,000, moves to Alex's Schwab account, where nothing else could wash. The loss still
+    goes with the shares: Alex's sale is 3,000 against 4,500 + 1,000."""
+    book = book_with({"accounts": {"Alpaca": {"type": "taxable", "owner": "sam"}, "Schwab": {"type": "taxable", "owner": "alex"}}})
+    load(book, tmp_path, """\
+        2024-01-02,Alpaca,X,buy,100,50.00,0,USD,equity,B1,
+        2024-01-05,Alpaca,X,buy,100,45.00,0,USD,equity,B2,
+        2024-01-10,Alpaca,X,sell,100,40.00,0,USD,equity,S1,
+        2024-03-01,Alpaca,X,transfer_out,100,0,0,USD,equity,T1,
+        2024-03-01,Schwab,X,transfer_in,100,0,0,USD,equity,T2,
+        2024-05-01,Schwab,X,sell,100,30.00,0,USD,equity,S2,
+    """)
+    assert table(book.gains(), SOLD)[1:] == rows("Schwab, 100, 2024-01-05, 2023-12-28, 2024-05-01, 3000, 5500, , 0, -2500, short, B2")
+    assert book.booked().problems == []
+
+
 def test_a_replacement_used_before_its_move_is_not_used_again_after(book: Book, tmp_path: Path) -> None:
     """S1's loss on B1 takes B4, the first purchase after B1, as its replacement (6 days
     tacked); the transfer then moves B4 (FIFO) to Schwab with that 1,000. S2's loss on B2 finds
