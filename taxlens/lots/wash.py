@@ -54,7 +54,7 @@ from taxlens.lots.frames import (
     WASH_SCHEMA,
 )
 from taxlens.lots.holding import anniversary
-from taxlens.money import SCALE
+from taxlens.money import SCALE, div_units
 
 # The compiled core (taxlens/lots/_washcore.c, built by setup.py): optional, see apply_wash_sales.
 _washcore, _WASHCORE_ERROR = cores.load("_washcore")
@@ -818,9 +818,9 @@ class _Pass:
     def lot_pieces(self, base: pl.DataFrame, segs: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame] | None:
         """Every lot that received adjustments (``segs``: the adjusted ranges) cut into its
         ranges, the adjusted ones and the gaps between them, covering [0, quantity): rows of the
-        base lots (ascending) and the rows that replace them (``_replaced`` puts them in); None
-        when no lot was adjusted (``base``: the base lots). Computed on the columns, as polars multiplies and divides
-        DECIMAL(38,18) exactly as mul_units and div_units do."""
+        base lots (``base``, ascending) and the rows that replace them (``_replaced`` puts them
+        in); None when no lot was adjusted. Computed on the columns, as polars multiplies and
+        divides DECIMAL(38,18) exactly as mul_units and div_units do."""
         if segs.height == 0:
             return None
         zero = pl.lit(0, dtype=pl.Int128).reinterpret(dtype=DECIMAL)
@@ -960,12 +960,7 @@ def _remapped(segs: list[_Seg], moved: Callable[[int], int], size: int) -> list[
 def _scaled(x: int, to: int, whole: int) -> int:
     """``x`` of ``whole`` units as units of ``to``: x × to ÷ whole, rounded half to even (0
     when ``whole`` is 0), so 0 and ``whole`` land exactly on 0 and ``to``."""
-    if whole == 0:
-        return 0
-    q, r = divmod(x * to, whole)
-    if 2 * r > whole or (2 * r == whole and q & 1):
-        q += 1
-    return q
+    return div_units(x * to, whole * _UNIT) if whole else 0
 
 
 _SPLIT, _MOVE = 0, 1
