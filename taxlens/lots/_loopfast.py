@@ -132,7 +132,9 @@ class FastLoop:
         self.problems: list[RowError] = []
         self.problem_seqs: list[int] = []  # each problem's event (book_events merges by it)
         self.errors: list[RowError] = []
-        self.in_transit: dict[str, list[tuple[int, str | None, int | None, int, int | None]]] = {}
+        # Each transfer key's lots on the way: (seq, lot id, acquired, shares, basis, and the
+        # record of the move in m_marks, which the transfer in completes).
+        self.in_transit: dict[str, list[tuple[int, str | None, int | None, int, int | None, list[int | None]]]] = {}
         self.keys = 0
         self.anniversaries: dict[int, int] = {}
         # Output columns: lots (one entry per lot, updated in place) and disposal slices.
@@ -156,9 +158,8 @@ class FastLoop:
         # after, quantity after), for the wash-sale pass (frames.SPLIT_SCHEMA).
         self.s_marks: list[tuple[int, int, int, int, int, int]] = []
         # Pieces of lots transfers moved: [lot row, transfer out event, start, shares, the row
-        # they arrived as (None until then)], and each transfer key's, awaiting arrival.
+        # they arrived as (None until then)].
         self.m_marks: list[list[int | None]] = []
-        self.moving: dict[str, list[list[int | None]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -452,8 +453,9 @@ class FastLoop:
         self.m_marks += moves
         tkey = self.transfer_keys[i]
         if tkey:
-            self.in_transit[str(tkey)] = [(lot.seq, lot.lot_id, lot.acquired, shares, basis) for lot, shares, basis in taken]
-            self.moving[str(tkey)] = moves
+            self.in_transit[str(tkey)] = [
+                (lot.seq, lot.lot_id, lot.acquired, shares, basis, move) for (lot, shares, basis), move in zip(taken, moves, strict=True)
+            ]
 
     def transfer_in(self, i: int, pos: _Position) -> None:
         tkey = self.transfer_keys[i]
@@ -462,7 +464,7 @@ class FastLoop:
             q, amount = self.quantities[i], self.amounts[i]
             self._add(pos, self._open(i, q, amount, self.dates[i], self.trade_ids[i], self.seqs[i]))
             return  # not an ACQUIRE: unpaired transfers are reported by events.py
-        for (seq, lot_id, acquired, q, b), move in zip(arriving, self.moving.pop(str(tkey)), strict=True):
+        for seq, lot_id, acquired, q, b, move in arriving:
             lot = self._open(i, q, b, acquired, lot_id, seq)
             self._add(pos, lot)
             move[4] = lot.row

@@ -182,11 +182,12 @@ class _Loop:
         self.disposals: list[dict[str, object]] = []
         self.problems: list[RowError] = []
         self.errors: list[RowError] = []
-        self.in_transit: dict[str, list[_Lot]] = {}
+        # Each transfer key's lots on the way, with the record of each move (``moves``), which
+        # the transfer in completes.
+        self.in_transit: dict[str, list[tuple[_Lot, dict[str, object]]]] = {}
         self.keys = 0
         self.splits: list[dict[str, object]] = []
         self.moves: list[dict[str, object]] = []
-        self.moving: dict[str, list[dict[str, object]]] = {}  # each transfer key's moves, awaiting arrival
 
     def run(self, events: pl.DataFrame) -> Booked:
         handlers = {
@@ -328,12 +329,11 @@ class _Loop:
             lot.quantity, lot.basis, lot.used = new_quantity, remaining_basis, ZERO
             # The lot's size in post-split shares: what it had sold, scaled, plus what remains.
             sold_before = lot.row["quantity"] - lot.row["open_quantity"]  # type: ignore[operator]
-            before = lot.row["quantity"]
-            lot.row["quantity"] = mul18(sold_before, ratio) + new_quantity
+            before, sold_after = lot.row["quantity"], mul18(sold_before, ratio)
+            lot.row["quantity"] = sold_after + new_quantity
             self.splits.append({
                 "scope": lot.row["scope"], "lot_seq": lot.row["seq"], "lot_id": lot.row["lot_id"], "seq": ev["seq"],
-                "sold_before": sold_before, "quantity_before": before,
-                "sold_after": mul18(sold_before, ratio), "quantity_after": lot.row["quantity"],
+                "sold_before": sold_before, "quantity_before": before, "sold_after": sold_after, "quantity_after": lot.row["quantity"],
             })
             self._sync(lot)
         pos.heaps.clear()  # unit bases changed
@@ -356,10 +356,9 @@ class _Loop:
         self.moves += moves
         if ev["transfer_key"]:
             self.in_transit[str(ev["transfer_key"])] = [
-                _Lot(seq=lot.seq, key=0, lot_id=lot.lot_id, acquired=lot.acquired, quantity=shares, basis=basis)
-                for lot, shares, basis in taken
+                (_Lot(seq=lot.seq, key=0, lot_id=lot.lot_id, acquired=lot.acquired, quantity=shares, basis=basis), move)
+                for (lot, shares, basis), move in zip(taken, moves, strict=True)
             ]
-            self.moving[str(ev["transfer_key"])] = moves
 
     def transfer_in(self, ev: dict[str, object], pos: _Position) -> None:
         """Lots arrive with the basis and dates they left with; unpaired, basis unknown."""
@@ -367,7 +366,7 @@ class _Loop:
         if arriving is None:
             self.acquire({**ev, "amount": ev["amount"]}, pos)
             return
-        for moved, move in zip(arriving, self.moving.pop(str(ev["transfer_key"])), strict=True):
+        for moved, move in arriving:
             pos.add(self._open(ev, moved.quantity, moved.basis, moved.acquired, moved.lot_id, moved.seq))
             move.update(to_scope=ev["scope"], to_seq=ev["seq"], to_lot_id=moved.lot_id)
 
