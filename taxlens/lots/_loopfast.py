@@ -504,14 +504,18 @@ class FastLoop:
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(LOT_SCHEMA)  # type: ignore[arg-type]
 
+    def _lot_keys(self, evs: pl.DataFrame, rows: Sequence[int | None]) -> tuple[pl.Series, pl.Series, pl.Series]:
+        """Scope, seq and lot id (LOT_SCHEMA's key of a lot) of the lot ``rows`` (None: null)."""
+        lot = evs.select("scope", "seq")[pl.Series([None if r is None else self.l_ev[r] for r in rows], dtype=pl.UInt32)]
+        return lot["scope"], lot["seq"], pl.Series([None if r is None else self.l_lot_id[r] for r in rows], dtype=pl.String)
+
     def _splits_frame(self, evs: pl.DataFrame) -> pl.DataFrame:
         """The lots splits resized (``s_marks``) as SPLIT_SCHEMA rows, in the order of the splits."""
         if not self.s_marks:
             return pl.DataFrame(schema=SPLIT_SCHEMA)
         rows, events, *amounts = zip(*self.s_marks, strict=True)
-        lot = evs.select("scope", "seq")[pl.Series([self.l_ev[r] for r in rows], dtype=pl.UInt32)]
         columns = {
-            "scope": lot["scope"], "lot_seq": lot["seq"], "lot_id": pl.Series([self.l_lot_id[r] for r in rows], dtype=pl.String),
+            **dict(zip(("scope", "lot_seq", "lot_id"), self._lot_keys(evs, rows), strict=True)),
             "seq": evs["seq"].gather(pl.Series(events, dtype=pl.UInt32)),
             **{name: self._decimals(list(a)) for name, a in zip(("sold_before", "quantity_before", "sold_after", "quantity_after"), amounts, strict=True)},
         }
@@ -522,14 +526,11 @@ class FastLoop:
         if not self.m_marks:
             return pl.DataFrame(schema=MOVE_SCHEMA)
         rows, events, starts, shares, arrived = zip(*self.m_marks, strict=True)
-        lot = evs.select("scope", "seq")[pl.Series([self.l_ev[r] for r in rows], dtype=pl.UInt32)]  # type: ignore[index]
-        to = evs.select("scope", "seq")[pl.Series([None if r is None else self.l_ev[r] for r in arrived], dtype=pl.UInt32)]
         columns = {
-            "scope": lot["scope"], "lot_seq": lot["seq"], "lot_id": pl.Series([self.l_lot_id[r] for r in rows], dtype=pl.String),  # type: ignore[index]
+            **dict(zip(("scope", "lot_seq", "lot_id"), self._lot_keys(evs, rows), strict=True)),
             "seq": evs["seq"].gather(pl.Series(events, dtype=pl.UInt32)),
             "start": self._decimals(list(starts)), "quantity": self._decimals(list(shares)),
-            "to_scope": to["scope"], "to_seq": to["seq"],
-            "to_lot_id": pl.Series([None if r is None else self.l_lot_id[r] for r in arrived], dtype=pl.String),
+            **dict(zip(("to_scope", "to_seq", "to_lot_id"), self._lot_keys(evs, arrived), strict=True)),
         }
         return pl.DataFrame([s.alias(name) for name, s in columns.items()]).cast(MOVE_SCHEMA)  # type: ignore[arg-type]
 
