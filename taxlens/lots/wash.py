@@ -707,7 +707,8 @@ class _Pass:
         ])
         # The adjusted ranges are the matches where the rule applied to a taxable replacement,
         # as _Group.match kept them in segs; a lot's were made in share order, which a stable
-        # sort by lot keeps. Where splits or transfers changed lots, segs hold them as they end.
+        # sort by lot keeps. Where splits or transfers changed lots, segs hold them as they end
+        # (the same ranges otherwise, but gathering them from segs takes 1.4 s longer at 1M).
         if self.marks:
             kept = [(k, *seg) for k, segs in enumerate(self.segs) if segs for seg in segs]
             ranges = pl.DataFrame([
