@@ -368,6 +368,47 @@ def test_html_long_tables_list_their_first_rows_and_say_where_the_rest_are(year)
     assert f"The first 1 of {a.washes.height:,}, by date sold. All of them: <code>taxlens wash --year {a.year} --format csv</code>" in washes
 
 
+def _txf_by_loop(rows: pl.DataFrame, program: str, exported: dt.date) -> tuple[str, int]:
+    """TXF v042 written the plain way, a record per row in Python: the reference ``forms.txf``
+    (vectorised) must equal byte for byte."""
+    records = [f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^"]
+    skipped = 0
+    for r in rows.iter_rows(named=True):
+        refnum = forms.TXF_REFNUM.get(r["box"])
+        if refnum is None:
+            skipped += 1
+            continue
+        acquired = "" if r["date_acquired"] == "VARIOUS" else r["date_acquired"]
+        basis = f"{Decimal(r['cost_basis']):,.2f}" if r["cost_basis"] is not None else ""
+        washed = f"\n${Decimal(r['adjustment']):,.2f}" if r["code"] == "W" and r["adjustment"] is not None else ""
+        records.append(f"TD\nN{refnum}\nC1\nL1\nP{r['description']}\nD{acquired}\nD{r['date_sold']}\n"
+                       f"${basis}\n${Decimal(r['proceeds']):,.2f}{washed}\n^")
+    return "\n".join(records) + "\n", skipped
+
+
+_AMOUNTS = st.decimals(min_value=Decimal("-1e13"), max_value=Decimal("1e13"), places=2, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from("ABCDEFGHIJKL"), st.sampled_from(["01/02/2025", "VARIOUS"]), _AMOUNTS, st.none() | _AMOUNTS,
+    st.sampled_from([None, "W", "B"]), st.none() | _AMOUNTS,
+), max_size=12))
+def test_txf_equals_a_record_by_record_loop(slices) -> None:  # type: ignore[no-untyped-def]
+    """The vectorised TXF writes what the plain loop writes: amounts of any size and sign
+    (thousands separators), unknown basis, wash adjustments, VARIOUS dates, boxes without
+    a TXF code left out and counted."""
+    two = pl.Decimal(38, 2)
+    rows = pl.DataFrame(
+        [{"part": "I", "box": box, "description": f"{k} sh. VTI", "date_acquired": acquired, "date_sold": "12/31/2025",
+          "proceeds": proceeds, "cost_basis": basis, "code": code, "adjustment": adjustment, "gain": "0.00"}
+         for k, (box, acquired, proceeds, basis, code, adjustment) in enumerate(slices)],
+        schema={**dict.fromkeys(forms.COLUMNS, pl.String), "proceeds": two, "cost_basis": two, "adjustment": two},
+    ).with_columns(pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment"))  # form8949's text
+    expected = _txf_by_loop(rows, "taxlens test", dt.date(2026, 1, 31))
+    assert forms.txf(rows, program="taxlens test", exported=dt.date(2026, 1, 31)) == expected
+
+
 @pytest.mark.parametrize("fmt", ["terminal", "html", "8949", "txf", "json", "csv"])
 def test_every_renderer_against_its_golden_file(year, golden, fmt: str) -> None:  # type: ignore[no-untyped-def]
     a, _book = year

@@ -83,21 +83,39 @@ def _money(value: str | Decimal) -> str:
     return f"{Decimal(value):,.2f}"
 
 
+def _money_expr(column: str) -> pl.Expr:
+    """``_money`` of a column of amounts in ``form8949``'s text (an optional minus, digits, a
+    point and two decimals), as an expression: the integer digits get a comma every three
+    from the right (reversed, a comma after each full group of three, the trailing one
+    dropped, reversed back)."""
+    text = pl.col(column)
+    point = text.str.find(".", literal=True)
+    digits = text.str.slice(0, point).str.strip_chars_start("-")
+    grouped = digits.str.reverse().str.replace_all(r"([0-9]{3})", "${1},").str.strip_chars_end(",").str.reverse()
+    sign = pl.when(text.str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str(sign, grouped, text.str.slice(point))
+
+
 def txf(rows: pl.DataFrame, *, program: str, exported: dt.date) -> tuple[str, int]:
     """TXF v042 text (LF line ends) for Form 8949 ``rows`` (``form8949``'s output): record
     format 4, or 5 with the disallowed wash-sale amount. Returns the text and how many rows
-    were left out because v042 has no reference number for their box (G-L, digital assets)."""
-    # One string per record, not per line: a year of millions of slices would otherwise hold
-    # ten Python strings a slice until the join (gigabytes at 4M slices).
-    records = [f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^"]
-    skipped = 0
-    for r in rows.iter_rows(named=True):
-        refnum = TXF_REFNUM.get(r["box"])
-        if refnum is None:
-            skipped += 1
-            continue
-        acquired = "" if r["date_acquired"] == "VARIOUS" else r["date_acquired"]
-        basis = _money(r["cost_basis"]) if r["cost_basis"] is not None else ""
-        washed = f"\n${_money(r['adjustment'])}" if r["code"] == "W" and r["adjustment"] is not None else ""
-        records.append(f"TD\nN{refnum}\nC1\nL1\nP{r['description']}\nD{acquired}\nD{r['date_sold']}\n${basis}\n${_money(r['proceeds'])}{washed}\n^")
-    return "\n".join(records) + "\n", skipped
+    were left out because v042 has no reference number for their box (G-L, digital assets).
+    Vectorised: each record is one string built by polars (a Python loop over 4M rows took
+    19 s)."""
+    header = f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^\n"
+    refnum = pl.col("box").replace_strict(TXF_REFNUM, default=None, return_dtype=pl.String)
+    kept = rows.with_columns(refnum.alias("_refnum")).filter(pl.col("_refnum").is_not_null())
+    skipped = rows.height - kept.height
+    if kept.height == 0:
+        return header, skipped
+    washed = pl.when((pl.col("code") == "W") & pl.col("adjustment").is_not_null()).then(
+        pl.concat_str(pl.lit("\n$"), _money_expr("adjustment"))).otherwise(pl.lit(""))
+    records = kept.select(pl.concat_str(
+        pl.lit("TD\nN"), "_refnum", pl.lit("\nC1\nL1\nP"), "description",
+        pl.lit("\nD"), pl.when(pl.col("date_acquired") == "VARIOUS").then(pl.lit("")).otherwise(pl.col("date_acquired")),
+        pl.lit("\nD"), "date_sold",
+        pl.lit("\n$"), _money_expr("cost_basis").fill_null(""),
+        pl.lit("\n$"), _money_expr("proceeds"),
+        washed, pl.lit("\n^\n"),
+    ).alias("record"))
+    return header + records.get_column("record").str.join("").item(), skipped
