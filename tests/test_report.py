@@ -91,6 +91,12 @@ def test_the_numbers_behind_the_report(year) -> None:  # type: ignore[no-untyped
     # 740.30 = 37.015. Total 101.851.
     assert a.tax.incremental == Decimal("101.851")
     assert [c.name for c in a.checks if not c.ok] == ["concentration", "fees"]
+    # Invested at cost in the taxable accounts at each month end (original basis: the wash
+    # adjustment is not money put in). MSFT 600 (from 2024) until its 4/1 sale; VTI 1,001,
+    # 500.50 after 3/3, 0 after 6/2, 368 from 6/10, 0 after 12/1; BTC 9,000, 4,500 after 7/1:
+    # Jan-Feb 10,601; Mar 10,100.50; Apr-May 9,500.50; Jun 9,368; Jul-Nov 4,868; Dec 4,500.
+    # Mean: 88,511.50 / 12.
+    assert a.invested == Decimal("88511.50") / 12
 
 
 def test_form_8949_rows_boxes_and_columns(year) -> None:  # type: ignore[no-untyped-def]

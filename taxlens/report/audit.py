@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import polars as pl
 
@@ -248,10 +248,31 @@ def _basis_held(booked: Booked, end: dt.date, accounts: list[str] | None = None)
 
 
 def _average_invested(booked: Booked, accounts: list[str], year: int) -> Decimal:
-    """Mean of the cost basis held (``_basis_held``) in ``accounts`` at each month end of ``year``."""
+    """Mean of the cost basis held (``_basis_held``) in ``accounts`` at each month end of ``year``.
+
+    One pass, not one per month end: each lot and sale counts from the first month end on or
+    after its date (those before the year from the first), so the basis held at month end k
+    is the running total of months 1..k."""
     ends = [dt.date(year, m, 1) + dt.timedelta(days=32) for m in range(1, 13)]
     ends = [dt.date(e.year, e.month, 1) - dt.timedelta(days=1) for e in ends]
-    return sum((_sum(_basis_held(booked, end, accounts), "b") for end in ends), ZERO) / len(ends)
+
+    def by_month(frame: pl.DataFrame, date: str, amount: pl.Expr) -> pl.DataFrame:
+        dated = pl.col(date)
+        month = pl.when(dated.dt.year() < year).then(pl.lit(1, pl.Int8)).otherwise(dated.dt.month().cast(pl.Int8))
+        return frame.filter(pl.col("cost_basis").is_not_null() & (dated <= ends[-1]) & pl.col("account").is_in(accounts)).select(
+            month.alias("month"), amount.alias("b"))
+
+    moves = pl.concat([
+        by_month(booked.lots, "acquired", pl.col("cost_basis")),
+        by_month(booked.disposals, "disposed", -(pl.col("cost_basis") - pl.col("wash_basis"))),
+    ]).group_by("month").agg(pl.col("b").sum())
+    totals = dict(zip(moves.get_column("month").to_list(), moves.get_column("b").to_list(), strict=True))
+    held, total = ZERO, ZERO
+    with localcontext(Context(prec=60)):  # the running totals exactly; 28 digits is a billion at 18 places
+        for month in range(1, 13):
+            held += Decimal(totals.get(month) or 0)
+            total += held
+    return total / len(ends)
 
 
 def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) -> dict[str, Decimal | int]:
@@ -287,32 +308,34 @@ def _symbols(disposals: pl.DataFrame, fees: pl.DataFrame, profile: Profile, tax:
     symbol's gains), fees; costliest first."""
     known = disposals.filter(pl.col("gain").is_not_null())
     short_all, long_all = tax.short, tax.long
+    gain = pl.col("gain")
+    sums = known.group_by("symbol").agg(gain.filter(pl.col("term") == "short").sum().alias("s"), gain.filter(pl.col("term") == "long").sum().alias("l"))
+    gains = {r[0]: (Decimal(r[1] or 0), Decimal(r[2] or 0)) for r in sums.iter_rows()}
+    paid = {r[0]: Decimal(r[1]) for r in fees.group_by("symbol").agg(pl.col("fee").sum()).iter_rows()}
     rows = []
-    for symbol in sorted(set(known.get_column("symbol").to_list()) | set(fees.get_column("symbol").to_list())):
-        mine = known.filter(pl.col("symbol") == symbol)
-        s = _sum(mine.filter(pl.col("term") == "short"), "gain")
-        lg = _sum(mine.filter(pl.col("term") == "long"), "gain")
+    for symbol in sorted(gains.keys() | paid.keys()):
+        s, lg = gains.get(symbol, (ZERO, ZERO))
         without = estimate(profile, short_all - s, long_all - lg).incremental
-        rows.append({
-            "symbol": symbol, "realized": s + lg, "tax": tax.incremental - without,
-            "fees": _sum(fees.filter(pl.col("symbol") == symbol), "fee"),
-        })
+        rows.append({"symbol": symbol, "realized": s + lg, "tax": tax.incremental - without, "fees": paid.get(symbol, ZERO)})
     frame = pl.DataFrame(rows, schema={"symbol": pl.String, "realized": pl.Decimal(38, 18), "tax": pl.Decimal(38, 18), "fees": pl.Decimal(38, 18)})
     return frame.sort(["tax", "symbol"], descending=[True, False])
 
 
 def _accounts(in_year: pl.DataFrame, trade_rows: pl.DataFrame, events: pl.DataFrame, fees: pl.DataFrame,
               disposals: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
-    names = sorted(set(in_year.get_column("account").to_list()))
-    rows = []
-    for name in names:
-        rows.append({
-            "account": name, "type": types.get(name, "taxable"),
-            "trades": trade_rows.filter(pl.col("account") == name).height,
-            "taxable_events": events.filter(pl.col("account") == name).height,
-            "fees": _sum(fees.filter(pl.col("account") == name), "fee"),
-            "realized": _sum(disposals.filter((pl.col("account") == name) & pl.col("gain").is_not_null()), "gain"),
-        })
+    names = sorted(in_year.get_column("account").unique().to_list())
+
+    def per_account(frame: pl.DataFrame, value: pl.Expr) -> dict[str, object]:
+        return dict(frame.group_by("account").agg(value).iter_rows())
+
+    trades, taxable_events = per_account(trade_rows, pl.len()), per_account(events, pl.len())
+    paid = per_account(fees, pl.col("fee").sum())
+    realized = per_account(disposals.filter(pl.col("gain").is_not_null()), pl.col("gain").sum())
+    rows = [{
+        "account": name, "type": types.get(name, "taxable"), "trades": trades.get(name, 0),
+        "taxable_events": taxable_events.get(name, 0), "fees": Decimal(paid.get(name) or 0),  # type: ignore[arg-type]
+        "realized": Decimal(realized.get(name) or 0),  # type: ignore[arg-type]
+    } for name in names]
     return pl.DataFrame(rows, schema={"account": pl.String, "type": pl.String, "trades": pl.Int64, "taxable_events": pl.Int64,
                                       "fees": pl.Decimal(38, 18), "realized": pl.Decimal(38, 18)})
 
@@ -380,7 +403,7 @@ def _checks(in_year: pl.DataFrame, booked: Booked, config: Config, weekly: pl.Da
     else:
         checks.append(Check("fees", True, f"fees found in the exports {fees:.2f} (set [audit] expected_fees to compare)"))
     # Trade count against a typical rebalancer.
-    months = max(1, len({d.month for d in in_year.get_column("trade_date").to_list()}))
+    months = max(1, in_year.get_column("trade_date").dt.month().n_unique())
     per_month = Decimal(trades) / months
     low, high = cfg.typical_month
     checks.append(Check(
