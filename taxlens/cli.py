@@ -28,6 +28,7 @@ from taxlens.errors import RowError, RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
+from taxlens.lots.holding import anniversary_expr
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
 from taxlens.report import forms, listing, render
 from taxlens.report.audit import AUDIT_BOOKING_COLUMNS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
@@ -399,12 +400,18 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
     """Tax lots rebuilt from the trades: acquired date, quantity and basis (original and adjusted).
 
     Adjusted columns equal the originals until wash sales adjust them. A lot whose basis is
-    unknown (a transfer in without one) shows an empty basis.
+    unknown (a transfer in without one) shows an empty basis. long_term_from is the first tax
+    date a sale of the lot is long-term (the day after the anniversary of adjusted_acquired).
     """
-    def shown(frame: pl.DataFrame) -> pl.DataFrame:
-        return listing.money_columns(frame.select(LOTS_COLUMNS), ["cost_basis", "adjusted_basis"])
-
     with _book(ctx) as book:
+        month_end_rule = book.config.lots.holding_period_month_end
+
+        def shown(frame: pl.DataFrame) -> pl.DataFrame:
+            held = pl.col("adjusted_acquired")
+            turns = anniversary_expr(held, month_end_rule=month_end_rule, dates=frame.get_column("adjusted_acquired"))
+            return listing.money_columns(
+                frame.select(*LOTS_COLUMNS, (turns + pl.duration(days=1)).alias("long_term_from")), ["cost_basis", "adjusted_basis"])
+
         when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
         streamed = None if when is not None else book.in_batches(
             "lots", account=account, symbol=symbol, open_only=open_only, method=method,

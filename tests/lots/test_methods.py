@@ -534,8 +534,40 @@ def test_cli_gains_and_open_lots_as_csv(run, tmp_path: Path) -> None:  # type: i
     assert lots.exit_code == 0, lots.output
     # 2 BTC left with 100 − 33.333333333333333333 = 66.666666666666666667 → 66.67.
     assert lots.stdout.splitlines() == [
-        "account,symbol,lot_id,acquired,adjusted_acquired,quantity,cost_basis,adjusted_basis",
-        "Coinbase,BTC,B1,2025-01-02,2025-01-02,2,66.67,66.67",
+        "account,symbol,lot_id,acquired,adjusted_acquired,quantity,cost_basis,adjusted_basis,long_term_from",
+        "Coinbase,BTC,B1,2025-01-02,2025-01-02,2,66.67,66.67,2026-01-03",
+    ]
+
+
+@pytest.mark.parametrize("month_end_rule", [True, False])
+def test_cli_lots_say_when_each_turns_long_term(run, tmp_path: Path, month_end_rule: bool) -> None:  # type: ignore[no-untyped-def]
+    """`long_term_from` is the first tax date a sale of the lot is long-term: the day after the
+    anniversary of its (wash-adjusted) acquisition date, leap days as tax-rules §1 counts them.
+
+    | lot | acquired   | anniversary                     | long-term from |
+    | B1  | 2023-02-28 | 2024-02-29 (month end; HP-6)    | 2024-03-01     |
+    |     |            | 2024-02-28 (same date, rule off)| 2024-02-29     |
+    | B2  | 2024-02-29 | 2025-02-28                      | 2025-03-01     |
+    | B4  | 2024-05-10, replacing the 5/1 loss on B3 (bought 2024-03-04, held 58 days):
+    |     | adjusted 2024-03-13 | 2025-03-13             | 2025-03-14     |
+    """
+    if not month_end_rule:
+        write(tmp_path, "taxlens.toml", "[lots]\nholding_period_month_end = false\n")
+    write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
+        2023-02-28,Alpaca,VTI,buy,1,100.00,0,USD,etf,B1,
+        2024-02-29,Alpaca,VXUS,buy,1,50.00,0,USD,etf,B2,
+        2024-03-04,Alpaca,BND,buy,1,80.00,0,USD,etf,B3,
+        2024-05-01,Alpaca,BND,sell,1,70.00,0,USD,etf,S3,
+        2024-05-10,Alpaca,BND,buy,1,71.00,0,USD,etf,B4,
+    """).lstrip("\n"))
+    assert run("ingest", "t.csv").exit_code == 0
+    lots = run("lots", "--open", "--format", "csv")
+    assert lots.exit_code == 0, lots.output
+    b1 = "2024-03-01" if month_end_rule else "2024-02-29"
+    assert [line.split(",")[2:5] + line.split(",")[-1:] for line in lots.stdout.splitlines()[1:]] == [
+        ["B1", "2023-02-28", "2023-02-28", b1],
+        ["B2", "2024-02-29", "2024-02-29", "2025-03-01"],
+        ["B4", "2024-05-10", "2024-03-13", "2025-03-14"],
     ]
 
 
