@@ -3,11 +3,12 @@
 Booking holds every trade, lot and disposal of what it books in memory, about 1.4 GB per
 million trades at its peak. Most of booking never looks beyond one symbol, so a book can be
 split into chunks of symbols and each chunk booked on its own, with the same result. Only
-three rules cross symbols, and their symbols stay in one chunk:
+four rules cross symbols, and their symbols stay in one chunk:
 
 - wash-sale groups: substantially identical symbols named together in taxlens.toml;
 - a day's ``sale_fee``, spread over that day's sales in the account, of every symbol;
-- pooled ("universal") crypto, handed out to the accounts in one order on 2025-01-01.
+- pooled ("universal") crypto, handed out to the accounts in one order on 2025-01-01;
+- a rename: a transfer out of one symbol and in of another, in one account at one moment.
 
 The order of events across chunks comes from one pass over all the trades first
 (``events.event_ranks``): each event's ``seq`` is the one the whole book would give it.
@@ -43,8 +44,8 @@ def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target:
     ``action`` and ``fee_id`` (the ``trade_id`` of a sale fee, else null); ``crypto`` is the
     crypto symbols. Returns the chunks and each row's chunk number (UInt32).
 
-    Symbols that must be booked together (wash-sale groups, a sale fee's day, pooled crypto)
-    form one component; components are packed into chunks in order of their first symbol."""
+    Symbols that must be booked together (wash-sale groups, a sale fee's day, pooled crypto,
+    renames) form one component; components are packed into chunks in order of their first symbol."""
     parent: dict[object, object] = {}
 
     def find(x: object) -> object:
@@ -69,6 +70,13 @@ def plan(keys: pl.DataFrame, settings: Settings, crypto: frozenset[str], target:
     for members in [*groups.values(), pooled]:
         for other in members[1:]:
             union(members[0], other)
+
+    # A transfer out and in of another symbol in one account on one day may be a rename
+    # (events._pair_transfers pairs them by the instant): both symbols in one chunk.
+    outs = keys.filter(pl.col("action") == "transfer_out").select("account", "trade_date", "symbol").unique()
+    ins = keys.filter(pl.col("action") == "transfer_in").select("account", "trade_date", pl.col("symbol").alias("_to")).unique()
+    for symbol, to in outs.join(ins, on=["account", "trade_date"]).filter(pl.col("symbol") != pl.col("_to")).select("symbol", "_to").sort(pl.all()).iter_rows():
+        union(symbol, to)
 
     fees = keys.filter(pl.col("fee_id").is_not_null())
     fee_days = fees.select("account", "trade_date").unique()

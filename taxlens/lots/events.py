@@ -150,12 +150,17 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         pl.when(pl.col("kind") == DISPOSE).then(settings.method_expr()).otherwise(None).alias("method"),
         pl.lit(None, dtype=pl.String).alias("transfer_key"),
         "currency", "source",
+        pl.col("ts").alias("_ts"),  # for pairing transfers; dropped by the final select
     )
     events = events.filter(pl.col("quantity") > 0)
     events = _spread_sale_fees(events, trades, problems)
     for row in events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_null()).iter_rows(named=True):
         problems.append(RowError.at(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
-    events, unpaired = _pair_transfers(events)
+    events, unpaired, renamed = _pair_transfers(events)
+    for out, into in renamed:
+        problems.append(RowError.at(out["source"], f"transfer out of {plain(out['quantity'])} {out['symbol']} and in of as many "  # type: ignore[arg-type]
+                                                   f"{into['symbol']} at the same moment in {out['account']}: booked as one holding renamed, "
+                                                   "its lots keep their basis and dates (not a sale)"))
     for row in unpaired:
         quantity = row["quantity"]
         assert isinstance(quantity, Decimal)
@@ -300,21 +305,37 @@ def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list
     )
 
 
-def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]]]:
-    """Give each transfer_in the key of the earliest unpaired transfer_out of the same symbol
-    and quantity from another account within 7 days (either side). Transfers are rare: a loop."""
+def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]], list[tuple[dict[str, object], dict[str, object]]]]:
+    """Give each transfer_in the key of its transfer_out: the earliest unpaired one of the same
+    quantity that is, first, in the same account at the same moment under another symbol (a
+    rename, such as Coinbase turning ETH2 back into ETH, or a ticker change: the lots go on
+    under the new symbol), or else of the same symbol from another account within 7 days
+    (either side). Returns the events, the unpaired transfers and the renames (out, in).
+    Transfers are rare: a loop."""
     moves = events.filter(pl.col("kind").is_in([TRANSFER_IN, TRANSFER_OUT]))
     if moves.height == 0:
-        return events, []
+        return events.drop("_ts", strict=False), [], []
     outs = [r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_OUT]
     keys: dict[int, str] = {}
     unpaired = []
+    renamed = []
+
+    def renames(o: dict[str, object], row: dict[str, object]) -> bool:
+        # The same moment: the same instant, or the same date where the source gives no time.
+        when = o["_ts"] == row["_ts"] if o["_ts"] is not None and row["_ts"] is not None else o["date"] == row["date"]
+        return o["account"] == row["account"] and o["symbol"] != row["symbol"] and when
+
+    def moved(o: dict[str, object], row: dict[str, object]) -> bool:
+        return o["symbol"] == row["symbol"] and o["account"] != row["account"] and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW  # type: ignore[operator]
+
     for row in (r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_IN):
-        match = next(
-            (o for o in outs if o["seq"] not in keys and o["symbol"] == row["symbol"] and o["quantity"] == row["quantity"]
-             and o["account"] != row["account"] and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW),
-            None,
-        )
+        match = None
+        for rule in (renames, moved):
+            match = next((o for o in outs if o["seq"] not in keys and o["quantity"] == row["quantity"] and rule(o, row)), None)
+            if match is not None:
+                if rule is renames:
+                    renamed.append((match, row))
+                break
         if match is None:
             unpaired.append(row)
             continue
@@ -322,8 +343,9 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
         keys[match["seq"]] = keys[row["seq"]] = key
     unpaired += [o for o in outs if o["seq"] not in keys]
     unpaired.sort(key=lambda r: r["seq"])
+    events = events.drop("_ts")
     if not keys:
-        return events, unpaired
+        return events, unpaired, renamed
     keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})
     events = events.join(keyed, on="seq", how="left").with_columns(pl.col("_key").alias("transfer_key")).drop("_key")
     # A transfer in that arrives before its transfer out waits for it: it moves just after,
@@ -333,5 +355,5 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
     events = events.with_columns(
         pl.when(paired_in & (out_seq > pl.col("seq"))).then(out_seq + 1).otherwise(pl.col("seq")).alias("seq")
     ).sort("seq")
-    return events, unpaired
+    return events, unpaired, renamed
 

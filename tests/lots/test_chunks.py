@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ CONFIG: dict[str, Any] = {
 }
 
 #: A household's year: SPY and IVV grouped for wash sales; BTC and ETH pooled before 2025;
-#: a VTI loss washed into a lot that is then split and moved to another account; a sale with
+#: a VTI loss washed into a lot that is then split, moved to another account and renamed
+#: (VTI → VTIX, a ticker change: another symbol, so another chunk but for the rule); a sale with
 #: no lots behind it (a shortfall);
 #: a short sale (unsupported); and on Alpaca, a day's fee over QQQ's and AAPL's sales.
 TRADES = HEADER + """\
@@ -45,6 +47,9 @@ TRADES = HEADER + """\
 2024-09-02,IBKR,VTI,transfer_out,16,0,0,USD,etf,T1,
 2024-09-03,Alpaca,VTI,transfer_in,16,0,0,USD,etf,T2,
 2024-10-01,Alpaca,VTI,sell,4,130,0,USD,etf,S2,
+2024-12-02,Alpaca,VTI,transfer_out,12,0,0,USD,etf,R1,
+2024-12-02,Alpaca,VTIX,transfer_in,12,0,0,USD,etf,R2,
+2025-01-15,Alpaca,VTIX,sell,5,140,0,USD,etf,S4,
 2024-02-01,Coinbase,BTC,buy,0.5,40000,5,USD,crypto,C1,
 2024-02-02,Kraken,BTC,buy,0.25,42000,5,USD,crypto,C2,
 2024-11-05,Kraken,BTC,sell,0.6,60000,5,USD,crypto,C3,
@@ -95,6 +100,9 @@ def test_a_household_booked_in_chunks_is_the_whole_book(tmp_path: Path, chunk_tr
     chunked = booked(paths, CONFIG, chunk_trades, method=method)
     assert whole.washes.height and whole.problems  # the history exercises both
     assert any("has no sale that day" in p.message for p in whole.problems)
+    assert any("booked as one holding renamed" in p.message for p in whole.problems)
+    # The rename took B4's deferred loss along: 4 of the 5 VTIX shares sold carry 30 each.
+    assert whole.disposals.filter(pl.col("symbol") == "VTIX").get_column("wash_basis").to_list() == [Decimal(120)]
     assert_same_book(whole, chunked)
 
 

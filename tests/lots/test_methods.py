@@ -388,6 +388,53 @@ def test_an_unpaired_transfer_in_has_unknown_basis(book: Book, tmp_path: Path) -
     assert (lot["cost_basis"], lot["open_basis"]) == (None, None)
 
 
+def test_a_transfer_out_and_in_of_another_symbol_at_one_moment_is_a_rename(book: Book, tmp_path: Path) -> None:
+    """Coinbase turned staked ETH2 back into ETH as a Send of ETH2 and a Receive of as much ETH
+    at the same second; a ticker change looks the same. That pair is one holding renamed: the
+    lots go on under the new symbol with their basis and dates, and taxlens says so.
+
+    | lot | acquired   | basis            | after the 2025-01-07 rename       |
+    | B1  | 2023-05-28 | 0.5 × 1800 = 900 | ETH, 2023-05-28, 900              |
+    | B2  | 2024-03-01 | 0.25 × 3000 = 750| ETH, 2024-03-01, 750              |
+    Sale S1 of 0.6 ETH at 3400 = 2040 (FIFO): 0.5 of B1 (1700 − 900 = 800, long) and 0.1 of B2
+    (340 − 300 = 40, short: 2024-03-01 to 2025-02-10 is under a year).
+    """
+    path = load(book, tmp_path, """
+        2023-05-28T06:23:38Z,Coinbase,ETH2,buy,0.5,1800,0,USD,crypto,B1,
+        2024-03-01T10:00:00Z,Coinbase,ETH2,buy,0.25,3000,0,USD,crypto,B2,
+        2025-01-07T19:26:56Z,Coinbase,ETH2,transfer_out,0.75,0,0,USD,crypto,T1,
+        2025-01-07T19:26:56Z,Coinbase,ETH,transfer_in,0.75,0,0,USD,crypto,T2,
+        2025-02-10T12:00:00Z,Coinbase,ETH,sell,0.6,3400,0,USD,crypto,S1,
+    """)
+    assert table(book.gains(), "symbol," + SLICE) == rows("""
+        ETH, 0.5, 2023-05-28, 2025-02-10, 1700, 900, 800, long, B1
+        ETH, 0.1, 2024-03-01, 2025-02-10, 340,  300,  40, short, B2
+    """)
+    assert table(book.lots(open_only=True), OPEN) == rows("Coinbase, ETH, B2, 2024-03-01, 0.15, 450")
+    assert messages(book.booked().problems) == [
+        f"{path}:4: transfer out of 0.75 ETH2 and in of as many ETH at the same moment in Coinbase: booked as one holding "
+        "renamed, its lots keep their basis and dates (not a sale)",
+    ]
+
+
+@pytest.mark.parametrize("out_at,in_at,renamed", [
+    ("2022-06-09", "2022-06-09", True),  # dates only (a broker's ticker change): the same day
+    ("2025-01-07T19:26:56Z", "2025-01-07T19:26:57Z", False),  # a second apart: two transfers
+    ("2022-06-09", "2022-06-10", False),
+], ids=["same-date", "another-instant", "another-date"])
+def test_a_rename_needs_one_account_one_moment_and_one_quantity(book: Book, tmp_path: Path, out_at: str, in_at: str, renamed: bool) -> None:
+    """FB became META on 2022-06-09: a transfer out of FB and in of as many META in one account
+    on that date (no times given) is a rename. At other moments they stay two unpaired
+    transfers, as before: the FB lot leaves, and the META shares arrive with unknown basis."""
+    load(book, tmp_path, f"""
+        2021-03-01,Schwab,FB,buy,10,250,0,USD,equity,B1,
+        {out_at},Schwab,FB,transfer_out,10,0,0,USD,equity,T1,
+        {in_at},Schwab,META,transfer_in,10,0,0,USD,equity,T2,
+    """)
+    expected = "Schwab, META, B1, 2021-03-01, 10, 2500" if renamed else f"Schwab, META, T2, {in_at[:10]}, 10, "
+    assert table(book.lots(open_only=True), OPEN) == rows(expected)
+
+
 # -- partial histories -------------------------------------------------------------------------------
 
 
