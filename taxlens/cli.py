@@ -6,6 +6,7 @@ Each command parses options, calls one library function and renders the result. 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 import os
@@ -30,6 +31,7 @@ from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.holding import anniversary_expr
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
+from taxlens.money import cents
 from taxlens.report import forms, listing, render
 from taxlens.report.audit import AUDIT_BOOKING_COLUMNS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
@@ -393,35 +395,116 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="The book at the end of this tax date.")
 @click.option("--account", help="Only this account.")
 @click.option("--symbol", help="Only this symbol.")
+@click.option("--prices", "prices_file", type=click.Path(dir_okay=False, exists=True),
+              help="Value the open lots at each symbol's last close in this CSV (date,symbol,close), on or before --as-of.")
 @METHOD_OPTION
 @FORMAT_OPTION
 @click.pass_context
-def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None, symbol: str | None, method: str | None, fmt: str) -> None:
+def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None, symbol: str | None,
+         prices_file: str | None, method: str | None, fmt: str) -> None:
     """Tax lots rebuilt from the trades: acquired date, quantity and basis (original and adjusted).
 
     Adjusted columns equal the originals until wash sales adjust them. A lot whose basis is
     unknown (a transfer in without one) shows an empty basis. long_term_from is the first tax
     date a sale of the lot is long-term (the day after the anniversary of adjusted_acquired).
+
+    With --open --prices FILE, each lot is valued at its symbol's last close: market_value,
+    unrealized gain or loss against the adjusted basis, and the term a sale at that close would
+    have; then the totals, short- and long-term (what tax-loss harvesting could realize).
     """
+    if prices_file is not None and not open_only:
+        raise click.UsageError("--prices values what is still open: add --open")
+    when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
+    quotes = _closes(prices_file, when) if prices_file is not None else None
+    out = _console()
     with _book(ctx) as book:
         month_end_rule = book.config.lots.holding_period_month_end
+        totals: list[pl.DataFrame] = []
 
         def shown(frame: pl.DataFrame) -> pl.DataFrame:
             held = pl.col("adjusted_acquired")
             turns = anniversary_expr(held, month_end_rule=month_end_rule, dates=frame.get_column("adjusted_acquired"))
-            return listing.money_columns(
-                frame.select(*LOTS_COLUMNS, (turns + pl.duration(days=1)).alias("long_term_from")), ["cost_basis", "adjusted_basis"])
+            frame = frame.select(*LOTS_COLUMNS, (turns + pl.duration(days=1)).alias("long_term_from"))
+            if quotes is None:
+                return listing.money_columns(frame, ["cost_basis", "adjusted_basis"])
+            valued = listing.round_money(frame.join(quotes, on="symbol", how="left", maintain_order="left").with_columns(
+                (pl.col("quantity") * pl.col("price")).alias("market_value")), ["cost_basis", "adjusted_basis", "market_value"],
+            ).with_columns(
+                (pl.col("market_value") - pl.col("adjusted_basis")).alias("unrealized"),
+                pl.when(pl.col("price").is_null()).then(None)
+                .when(pl.col("price_date") >= pl.col("long_term_from")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("term_if_sold"),
+            )
+            totals.append(valued.group_by("term_if_sold").agg(
+                pl.col("unrealized").filter(pl.col("unrealized") > 0).sum().alias("gains"),
+                pl.col("unrealized").filter(pl.col("unrealized") < 0).sum().alias("losses"),
+                pl.col("market_value").filter(pl.col("unrealized").is_not_null()).sum().alias("value"),
+            ))
+            valued = valued.with_columns(pl.col(c).cast(pl.String) for c in ("cost_basis", "adjusted_basis", "market_value", "unrealized"))
+            # A terminal is not wide enough for every column: the table keeps what a sale decides on.
+            return valued.select(VALUED_TABLE_COLUMNS) if fmt == "table" else valued
 
-        when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
         streamed = None if when is not None else book.in_batches(
             "lots", account=account, symbol=symbol, open_only=open_only, method=method,
         )
         if streamed is None:
             frame = book.lots(open_only=open_only, as_of=when, account=account, symbol=symbol, method=method)
-            listing.render(shown(frame), fmt, sys.stdout, _console())
-            return
-        # A book of millions of trades: read back from the database a batch at a time.
-        _render_batches(streamed[2], lambda batch: shown(open_part(batch) if open_only else batch), fmt, _console())
+            listing.render(shown(frame), fmt, sys.stdout, out)
+        else:
+            # A book of millions of trades: read back from the database a batch at a time.
+            _render_batches(streamed[2], lambda batch: shown(open_part(batch) if open_only else batch), fmt, out)
+    if quotes is not None:
+        (out if fmt == "table" else _console(stderr=True)).print(_unrealized_line(totals), markup=False)
+
+
+VALUED_TABLE_COLUMNS = [
+    "account", "symbol", "adjusted_acquired", "quantity", "adjusted_basis", "long_term_from", "price", "market_value",
+    "unrealized", "term_if_sold",
+]
+
+
+def _closes(path: str, when: dt.date | None) -> pl.DataFrame:
+    """Each symbol's last close in the prices CSV at ``path`` on or before ``when`` (all of them
+    when None): ``symbol``, ``price_date``, ``price`` (exact)."""
+    from taxlens.simulate.prices import read_price_rows
+
+    try:
+        rows = read_price_rows(path)
+    except RowErrors as exc:
+        raise _bad_prices(exc) from exc
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
+    last: dict[str, tuple[dt.date, Decimal]] = {}
+    for day, name, close, _dividend, _split in rows:
+        if (when is None or day <= when) and (name not in last or day >= last[name][0]):
+            last[name] = (day, close)
+    return pl.DataFrame(
+        [(name, day, close) for name, (day, close) in sorted(last.items())], orient="row",
+        schema={"symbol": pl.String, "price_date": pl.Date, "price": pl.Decimal(38, 18)},
+    )
+
+
+def _bad_prices(exc: RowErrors) -> click.ClickException:
+    """Each bad row of a prices CSV on stderr, and the error that ends the command."""
+    err = _console(stderr=True)
+    for e in exc.errors:
+        err.print(str(e), markup=False)
+    n = len(exc.errors)
+    return click.ClickException(f"{exc.path}: {n} price row{'s' if n != 1 else ''} could not be read (listed above)")
+
+
+def _unrealized_line(totals: list[pl.DataFrame]) -> str:
+    """The totals under ``lots --prices``: value, and unrealized gains and losses by term."""
+    parts = pl.concat(totals).group_by("term_if_sold").agg(pl.all().sum()) if totals else pl.DataFrame()
+    by = {row["term_if_sold"]: row for row in parts.iter_rows(named=True)}
+
+    def total(term: str, what: str) -> Decimal:
+        value = by.get(term, {}).get(what)
+        return Decimal(value) if value is not None else Decimal(0)
+
+    value = total("short", "value") + total("long", "value")
+    unpriced = ", some lots unpriced (no close for their symbol)" if None in by else ""
+    return (f"open lots valued at {cents(value)}{unpriced}: unrealized short-term gains {cents(total('short', 'gains'))}, "
+            f"losses {cents(total('short', 'losses'))}; long-term gains {cents(total('long', 'gains'))}, losses {cents(total('long', 'losses'))}")
 
 
 WASH_COLUMNS = [
@@ -784,9 +867,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
             panel = load_prices(source) if source else prices_from_trades(trades)
             panel = panel.window(dt.date(chosen, 1, 1), dt.date(chosen, 12, 31))
         except RowErrors as exc:
-            for e in exc.errors:
-                err.print(str(e), markup=False)
-            raise click.ClickException(str(exc)) from exc
+            raise _bad_prices(exc) from exc
         except TaxlensError as exc:
             raise click.ClickException(str(exc)) from exc
         missing = [s for s in targets if s not in panel.symbols]

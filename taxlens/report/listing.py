@@ -26,7 +26,7 @@ FORMATS = ("table", "csv", "json")
 #: Columns right-aligned in tables even when rendered as text (cents keep their two decimals).
 MONEY = {
     "proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price",
-    "disallowed", "permanent", "not_on_1099",
+    "disallowed", "permanent", "not_on_1099", "market_value", "unrealized",
 }
 
 

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,14 @@ class Prices:
         return 12 if gap >= 25 else 52 if gap >= 6 else 252
 
 
-def load_prices(path: str | Path) -> Prices:
-    """Read ``date,symbol,close`` (optional ``dividend``, ``split``) rows. Raises FileError for a
-    missing column and RowErrors naming every bad row."""
+#: An exact price row: date, symbol, close, cash dividend per share, split ratio.
+PriceRow = tuple[dt.date, str, Decimal, Decimal, Decimal]
+
+
+def read_price_rows(path: str | Path) -> list[PriceRow]:
+    """Read ``date,symbol,close`` (optional ``dividend``, ``split``) rows as exact decimals, in
+    file order. Raises FileError for an unreadable file, a missing column or no rows, and
+    RowErrors naming every bad row."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
@@ -58,31 +64,48 @@ def load_prices(path: str | Path) -> Prices:
     missing = [c for c in ("date", "symbol", "close") if c not in header]
     if missing:
         raise FileError(name, f"no {', '.join(missing)} column (expected date,symbol,close[,dividend,split])", line=1)
-    rows: list[tuple[dt.date, str, float, float, float]] = []
+    rows: list[PriceRow] = []
     errors: list[RowError] = []
     for row in reader:
         cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         line = reader.line_num
         try:
-            day = dt.date.fromisoformat(cells["date"])
-            close = D(cells["close"])
+            try:
+                day = dt.date.fromisoformat(cells["date"])
+            except ValueError:
+                raise ValueError(f"date {cells['date']!r} is not a date (YYYY-MM-DD)") from None
+            close = _number(cells, "close", "")
             if close <= 0:
                 raise ValueError(f"close {cells['close']!r} is not positive")
-            dividend = D(cells["dividend"]) if cells.get("dividend") else D("0")
-            split = D(cells["split"]) if cells.get("split") else D("1")
+            dividend = _number(cells, "dividend", "0")
+            split = _number(cells, "split", "1")
             if split <= 0:
                 raise ValueError(f"split {cells['split']!r} is not positive")
             if not cells["symbol"]:
                 raise ValueError("empty symbol")
-            # Floats for the panel only: prices decide and value, never book.
-            rows.append((day, cells["symbol"], float(close), float(dividend), float(split)))
-        except (ValueError, NotANumber) as exc:
+            rows.append((day, cells["symbol"], close, dividend, split))
+        except ValueError as exc:
             errors.append(RowError(name, line, str(exc)))
     if errors:
         raise RowErrors(name, errors)
     if not rows:
         raise FileError(name, "no price rows")
-    return _panel(rows, name)
+    return rows
+
+
+def _number(cells: dict[str, str], column: str, default: str) -> Decimal:
+    """A price file's number, exact; ValueError naming the column and text otherwise."""
+    text = cells.get(column) or default
+    try:
+        return D(text)
+    except NotANumber:
+        raise ValueError(f"{column} {text!r} is not a number") from None
+
+
+def load_prices(path: str | Path) -> Prices:
+    """The panel of ``read_price_rows(path)`` (its errors raised as there)."""
+    # Floats for the panel only: prices decide and value, never book.
+    return _panel([(d, s, float(c), float(dv), float(sp)) for d, s, c, dv, sp in read_price_rows(path)], str(path))
 
 
 def prices_from_trades(trades: pl.DataFrame) -> Prices:
