@@ -99,6 +99,27 @@ def test_the_numbers_behind_the_report(year) -> None:  # type: ignore[no-untyped
     assert a.invested == Decimal("88511.50") / 12
 
 
+def test_the_audit_s_totals_are_the_totals_of_its_form_8949_rows(tmp_path: Path) -> None:
+    """Forms are filled in cents row by row, so the audit adds rounded rows too: its gains, and
+    the tax on them, tie to the form8949 file written beside it.
+
+    | sale | proceeds (exact → row) | basis (exact → row) | gain (row) |
+    | S1   | 10.005 → 10.01         | 3.3333… → 3.33      | 6.68       |
+    | S2   | 10.005 → 10.01         | 3.3333… → 3.33      | 6.68       |
+    | S3   | 10.005 → 10.01         | 3.3333… → 3.33      | 6.68       |
+    Rows: proceeds 30.03, basis 9.99, gain 20.04; the exact totals would round to 30.02, 10.00
+    and 20.02."""
+    trades = HEADER + "2025-01-02,Alpaca,VTI,buy,3,3.3333333333333333,0,USD,etf,B1,\n" + "".join(
+        f"2025-02-0{k},Alpaca,VTI,sell,1,10.005,0,USD,etf,S{k},\n" for k in (3, 4, 5))
+    with taxlens.open_book(":memory:", taxlens.Config()) as book:
+        assert book.ingest([write(tmp_path, "trades.csv", trades)]).ok
+        a = build_audit(book.trades(), book.booked(), book.config, 2025)
+    assert (a.gains["proceeds"], a.gains["cost_basis"], a.gains["short_gains"]) == (Decimal("30.03"), Decimal("9.99"), Decimal("20.04"))
+    rows = forms.form8949(a.disposals, a.crypto)
+    assert sum(Decimal(g) for g in rows.get_column("gain")) == a.gains["short_gains"]
+    assert a.monthly.filter(pl.col("month") == dt.date(2025, 2, 1)).get_column("realized").item() == Decimal("20.04")
+
+
 def test_form_8949_rows_boxes_and_columns(year) -> None:  # type: ignore[no-untyped-def]
     a, _book = year
     rows = forms.form8949(a.disposals, frozenset({"BTC"}))

@@ -26,6 +26,7 @@ from taxlens.config import Config
 from taxlens.lots.book import crypto_symbols, summary
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import wash_summary
+from taxlens.report.listing import round_money
 from taxlens.tax.federal import Estimate, Profile, estimate
 
 TRADES = ("buy", "sell", "sell_short", "buy_to_cover")
@@ -119,7 +120,12 @@ def build_audit(
     assert isinstance(through, dt.date)
     trade_rows = in_year.filter(pl.col("action").is_in(TRADES))
     shown = booked.disposals if year_disposals is None else year_disposals
-    disposals = shown.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts))
+    # In cents row by row, as Form 8949 is filled (gain from the rounded figures), so that every
+    # total here, and the tax on them, is the total of the form8949 file written beside it.
+    disposals = round_money(
+        shown.filter((pl.col("disposed").dt.year() == year) & pl.col("account").is_in(taxable_accounts)),
+        ["proceeds", "cost_basis", "adjustment"], gain="gain",
+    )
     washes_year = (booked.washes if year_washes is None else year_washes).filter(pl.col("disposed").dt.year() == year)
 
     fee_rows = _fees(in_year)
