@@ -553,6 +553,7 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
             listing.render(shown(frame), fmt, sys.stdout, out)
             disposals = select_gains(result.disposals, account=account, symbol=symbol)
             totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
+            disposals = disposals.select(WASH_SUMMARY_COLUMNS["disposals"])
         else:
             # A book of millions of trades: read back from the database a batch at a time; the
             # totals from the few columns they need.
@@ -567,13 +568,13 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
 
             _render_batches(read, keeping, fmt, out)
             frame = pl.concat(kept) if kept else pl.DataFrame()
+            disposals = book.store.booked_columns("disposals", WASH_SUMMARY_COLUMNS["disposals"], account=account, symbol=symbol)
             totals = wash_summary(
                 book.store.booked_columns("washes", WASH_SUMMARY_COLUMNS["washes"], account=account, symbol=symbol),
-                book.store.booked_columns("disposals", WASH_SUMMARY_COLUMNS["disposals"], account=account, symbol=symbol),
-                year,
+                disposals, year,
             )
     target = out if fmt == "table" else err
-    target.print(listing.wash_summary_line(totals, year), markup=False)
+    target.print(listing.wash_summary_line(totals, year, disposals), markup=False)
     if frame.height and fmt == "table":
         per = (
             frame.filter(pl.col("status") != "info")

@@ -1176,7 +1176,7 @@ class _Group:
 
 
 #: The columns ``wash_summary`` reads of each frame.
-WASH_SUMMARY_COLUMNS = {"washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis")}
+WASH_SUMMARY_COLUMNS = {"washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment")}
 
 
 def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None) -> dict[str, Decimal | int]:

@@ -247,8 +247,10 @@ def gains_summary(totals: dict[str, Decimal | int]) -> str:
     return line
 
 
-def wash_summary_line(totals: dict[str, Decimal | int], year: int | None) -> str:
-    """The totals of ``taxlens wash`` (money in cents)."""
+def wash_summary_line(totals: dict[str, Decimal | int], year: int | None, disposals: pl.DataFrame | None = None) -> str:
+    """The totals of ``taxlens wash`` (money in cents). With ``disposals`` (``disposed`` and
+    ``adjustment`` of the sales the totals cover), also Form 8949's column (g) total, its rows
+    each rounded to cents, where that differs from the exact total rounded once."""
     c = {k: cents(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
     when = f" in {year}" if year is not None else ""
     line = (
@@ -259,4 +261,9 @@ def wash_summary_line(totals: dict[str, Decimal | int], year: int | None) -> str
     )
     if c["info"]:
         line += f"; crypto (rule not applied, information only) {c['info']}"
+    if disposals is not None:
+        sold = disposals if year is None else disposals.filter(pl.col("disposed").dt.year() == year)
+        on_form = Decimal(sold.select(cents_expr(pl.col("adjustment")).sum()).item() or 0)
+        if on_form != c["disallowed"]:
+            line += f"; Form 8949 column (g) adds its rows' cents to {cents(on_form)}"
     return line

@@ -374,6 +374,26 @@ def test_cli_wash_lists_matches_and_totals_and_gains_show_code_w(run, tmp_path: 
     assert "Per account" in table_view.stdout and "permanent" in table_view.stdout
 
 
+def test_cli_wash_totals_name_form_8949_s_column_g_when_its_rows_round_apart(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Three 1-share lots at 10.005 sold together at 5: three slices, each losing 5.005, all
+    washed by the 3 shares bought back. Form 8949 rounds each row: 5.01 × 3 = 15.03 in column
+    (g), where the exact total, 15.015, rounds to 15.02. The wash totals give both, so they
+    tie to the gains listing (which adds the rows) and to the form."""
+    write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
+        2025-01-02,Alpaca,QQQ,buy,1,10.005,0,USD,etf,B1,
+        2025-01-03,Alpaca,QQQ,buy,1,10.005,0,USD,etf,B2,
+        2025-01-06,Alpaca,QQQ,buy,1,10.005,0,USD,etf,B3,
+        2025-05-01,Alpaca,QQQ,sell,3,5.00,0,USD,etf,S1,
+        2025-05-05,Alpaca,QQQ,buy,3,5.10,0,USD,etf,B4,
+    """).lstrip("\n"))
+    assert run("ingest", "t.csv").exit_code == 0
+    result = run("wash", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert "disallowed 15.02 (" in result.stderr
+    assert result.stderr.rstrip().endswith("; Form 8949 column (g) adds its rows' cents to 15.03")
+    assert "wash-sale losses disallowed 15.03" in run("gains").stdout
+
+
 # -- splits and transfers after a wash -----------------------------------------------------------------
 
 
