@@ -28,12 +28,21 @@ import polars as pl
 from taxlens.config import Config, load_config
 from taxlens.errors import RowError, StoreError, TaxlensError
 from taxlens.ingest import Adapter, Context, GenericCsv, Source, adapter_named, identify, load_mapping
-from taxlens.lots.book import BOOK_REVISION, TRADE_COLUMNS, book, in_file_order, load_selections, settings_from_config
+from taxlens.ingest.frame import DECIMAL
+from taxlens.lots.book import (
+    BOOK_REVISION,
+    TRADE_COLUMNS,
+    book,
+    in_file_order,
+    load_selections,
+    settings_from_config,
+    wash_settings,
+)
 from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings, event_ranks
-from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA
+from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA, bought_before
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
 
@@ -406,6 +415,18 @@ class Book:
     ) -> pl.DataFrame:
         """Disposals (one row per lot slice sold), filtered by year disposed, account, symbol."""
         return select_gains(self.booked(method=method).disposals, year=year, account=account, symbol=symbol)
+
+    def bought_before(self, lots: pl.DataFrame) -> pl.Series:
+        """For each of ``lots`` (``account``, ``symbol``, ``lot_id``, ``price_date``): the shares
+        bought in the 30 days up to ``price_date`` that would make a loss sale of it then a wash
+        sale (``lots.wash.bought_before``, under taxlens.toml's [wash_sales])."""
+        dates = lots.get_column("price_date").drop_nulls()
+        if dates.is_empty():
+            return pl.Series("bought_last_30_days", [None] * lots.height, dtype=DECIMAL)
+        first, last = dates.min(), dates.max()
+        assert isinstance(first, dt.date) and isinstance(last, dt.date)
+        purchases = self.store.purchases(first - dt.timedelta(days=30), last)
+        return bought_before(lots, purchases, wash_settings(self.config), self.store.crypto_symbols())
 
     def washes(
         self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,

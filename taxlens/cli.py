@@ -409,8 +409,12 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
     date a sale of the lot is long-term (the day after the anniversary of adjusted_acquired).
 
     With --open --prices FILE, each lot is valued at its symbol's last close: market_value,
-    unrealized gain or loss against the adjusted basis, and the term a sale at that close would
-    have; then the totals, short- and long-term (what tax-loss harvesting could realize).
+    unrealized gain or loss against the adjusted basis, the term a sale at that close would
+    have, and bought_last_30_days: shares of the symbol (or its wash-sale group) bought in the
+    household in the 30 days to the close, the lot's own purchase aside, which would make a
+    loss sale then a wash sale (so would a purchase in the 30 days after; empty where the rule
+    does not apply: IRAs, crypto). Then the totals, short- and long-term: what tax-loss
+    harvesting could realize.
     """
     if prices_file is not None and not open_only:
         raise click.UsageError("--prices values what is still open: add --open")
@@ -427,17 +431,23 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
             frame = frame.select(*LOTS_COLUMNS, (turns + pl.duration(days=1)).alias("long_term_from"))
             if quotes is None:
                 return listing.money_columns(frame, ["cost_basis", "adjusted_basis"])
-            valued = listing.round_money(frame.join(quotes, on="symbol", how="left", maintain_order="left").with_columns(
+            priced = frame.join(quotes, on="symbol", how="left", maintain_order="left")
+            valued = listing.round_money(priced.with_columns(
                 (pl.col("quantity") * pl.col("price")).alias("market_value")), ["cost_basis", "adjusted_basis", "market_value"],
             ).with_columns(
                 (pl.col("market_value") - pl.col("adjusted_basis")).alias("unrealized"),
                 pl.when(pl.col("price").is_null()).then(None)
                 .when(pl.col("price_date") >= pl.col("long_term_from")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("term_if_sold"),
+                book.bought_before(priced),
             )
-            totals.append(valued.group_by("term_if_sold").agg(
+            # Only taxable accounts' gains and losses are realized for tax by a sale.
+            names = valued.get_column("account").unique().to_list()
+            taxable = [n for n in names if book.config.account(n).type.value == "taxable"]
+            totals.append(valued.filter(pl.col("account").is_in(taxable)).group_by("term_if_sold").agg(
                 pl.col("unrealized").filter(pl.col("unrealized") > 0).sum().alias("gains"),
                 pl.col("unrealized").filter(pl.col("unrealized") < 0).sum().alias("losses"),
-                pl.col("market_value").filter(pl.col("unrealized").is_not_null()).sum().alias("value"),
+                pl.col("market_value").sum().alias("value"),
+                (pl.col("market_value").is_not_null() & pl.col("unrealized").is_null()).sum().alias("unknown"),
             ))
             valued = valued.with_columns(pl.col(c).cast(pl.String) for c in ("cost_basis", "adjusted_basis", "market_value", "unrealized"))
             # A terminal is not wide enough for every column: the table keeps what a sale decides on.
@@ -458,7 +468,7 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
 
 VALUED_TABLE_COLUMNS = [
     "account", "symbol", "adjusted_acquired", "quantity", "adjusted_basis", "long_term_from", "price", "market_value",
-    "unrealized", "term_if_sold",
+    "unrealized", "term_if_sold", "bought_last_30_days",
 ]
 
 
@@ -503,8 +513,11 @@ def _unrealized_line(totals: list[pl.DataFrame]) -> str:
 
     value = total("short", "value") + total("long", "value")
     unpriced = ", some lots unpriced (no close for their symbol)" if None in by else ""
-    return (f"open lots valued at {cents(value)}{unpriced}: unrealized short-term gains {cents(total('short', 'gains'))}, "
-            f"losses {cents(total('short', 'losses'))}; long-term gains {cents(total('long', 'gains'))}, losses {cents(total('long', 'losses'))}")
+    unknown = sum(int(row["unknown"]) for term, row in by.items() if term is not None)
+    left_out = f" ({unknown} lot{'s' if unknown != 1 else ''} of unknown basis left out)" if unknown else ""
+    return (f"open lots in taxable accounts valued at {cents(value)}{unpriced}: unrealized{left_out} short-term gains "
+            f"{cents(total('short', 'gains'))}, losses {cents(total('short', 'losses'))}; "
+            f"long-term gains {cents(total('long', 'gains'))}, losses {cents(total('long', 'losses'))}")
 
 
 WASH_COLUMNS = [

@@ -430,6 +430,14 @@ class Store:
             params,
         )
 
+    def purchases(self, first: dt.date, last: dt.date) -> pl.DataFrame:
+        """Buys and reinvestments with a tax date from ``first`` to ``last``: ``id``, ``account``,
+        ``symbol``, ``trade_date``, ``quantity`` (the purchases a wash-sale window looks at)."""
+        return self._frame(
+            "SELECT id, account, symbol, trade_date, quantity FROM trade_list "
+            "WHERE action IN ('buy', 'reinvest') AND trade_date BETWEEN ? AND ?", [first, last],
+        )
+
     #: The order of ``trades()``, the listing's (booking in chunks reads in ``BOOK_ORDER``).
     TRADE_ORDER = "ORDER BY trade_date, ts NULLS FIRST, source, trade_id"
 

@@ -1176,6 +1176,47 @@ class _Group:
 
 
 #: The columns ``wash_summary`` reads of each frame.
+def bought_before(lots: pl.DataFrame, purchases: pl.DataFrame, settings: WashSettings, crypto: frozenset[str]) -> pl.Series:
+    """For each of ``lots`` (``account``, ``symbol``, ``lot_id``, ``price_date``), the shares of
+    its symbol (or symbol group) bought in its household, tax-advantaged accounts included, in
+    the 30 days up to ``price_date``, its own purchase left out: what would make a loss sale of
+    it on that date a wash sale (to that many shares, as far as no earlier loss used them; a
+    purchase in the 30 days after would too). Null where the rule does not apply: no date, a
+    lot outside a taxable account, a digital asset unless [wash_sales] crypto is set.
+    ``purchases``: buys and reinvestments (``id``, ``account``, ``symbol``, ``trade_date``,
+    ``quantity``), ``Store.purchases``. Quantities are as bought (a split since is not applied)."""
+    households = {account: household for account, household, _ in settings.accounts}
+    roles = {account: role for account, _, role in settings.accounts}
+    groups = dict(settings.groups)
+
+    def tagged(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col("account").replace_strict(households, default=settings.default_household, return_dtype=pl.String).alias("_household"),
+            pl.col("account").replace_strict(roles, default=TAXABLE, return_dtype=pl.String).alias("_role"),
+            pl.col("symbol").replace_strict(groups, default=pl.col("symbol"), return_dtype=pl.String).alias("_group"),
+        )
+
+    key = ["_household", "_group", "price_date"]
+    held = tagged(lots.select("account", "symbol", "lot_id", "price_date")).with_row_index("_row")
+    applies = (pl.col("_role") == TAXABLE) & pl.col("price_date").is_not_null()
+    if not settings.crypto:
+        applies &= ~pl.col("symbol").is_in(list(crypto))
+    windows = held.filter(applies).select(key).unique()
+    bought = (
+        tagged(purchases).filter(pl.col("_role") != OUTSIDE)
+        .join(windows, on=["_household", "_group"])
+        .filter(pl.col("trade_date").is_between(pl.col("price_date") - pl.duration(days=30), pl.col("price_date")))
+    )
+    total = bought.group_by(key).agg(pl.col("quantity").sum().alias("_total"))
+    own = bought.group_by([*key, pl.col("id").alias("lot_id")]).agg(pl.col("quantity").sum().alias("_own"))
+    counted = (
+        held.join(total, on=key, how="left").join(own, on=[*key, "lot_id"], how="left")
+        .sort("_row")
+        .select(pl.when(applies).then(pl.col("_total").fill_null(0) - pl.col("_own").fill_null(0)).cast(DECIMAL))
+    )
+    return counted.to_series().alias("bought_last_30_days")
+
+
 WASH_SUMMARY_COLUMNS = {"washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment")}
 
 

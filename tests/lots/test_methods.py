@@ -620,23 +620,32 @@ def test_cli_lots_say_when_each_turns_long_term(run, tmp_path: Path, month_end_r
 
 def test_cli_open_lots_valued_at_the_last_close(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`lots --open --prices FILE` values each open lot at its symbol's last close on or before
-    --as-of (exact, then cents), with the term a sale at that close would have, and totals by
-    term: what tax-loss harvesting could realize.
+    --as-of (exact, then cents), with the term a sale at that close would have, the shares
+    bought in the 30 days before that would wash a loss sale, and totals by term over the
+    taxable accounts: what tax-loss harvesting could realize.
 
-    | lot | open          | adjusted basis | close (date)      | value  | unrealized | term  |
-    | B1  | 10 VTI        | 2,000          | 190 (2025-06-30)  | 1,900  | -100       | long  |
-    | B2  |  5 VTI        | 1,250.05       | 190               |   950  | -300.05    | short |
-    | C1  | 0.5 BTC       | 30,000         | 66,000.5          | 33,000.25 | 3,000.25 | short |
-    | T1  | 3 BND (in)    | unknown        | 72.5              |   217.50 | (unknown) | short |
-    | Q1  | 4 QQQ         | 2,000          | none              |        |            |       |
+    | lot | open         | adjusted basis | close (date)     | value     | unrealized | term  | bought |
+    | B1  | 10 VTI       | 2,000          | 190 (2025-06-30) | 1,900     | -100       | long  | 5      |
+    | B2  |  5 VTI       | 1,250.05       | 190              |   950     | -300.05    | short | 5      |
+    | B3  |  2 VTI       | 378            | 190              |   380     | 2          | short | 3      |
+    | R1  |  3 VTI (IRA) | 564            | 190              |   570     | 6          | short |        |
+    | C1  | 0.5 BTC      | 30,000         | 66,000.5         | 33,000.25 | 3,000.25   | short |        |
+    | T1  | 3 BND (in)   | unknown        | 72.5             |   217.50  | (unknown)  | short | 0      |
+    | Q1  | 4 QQQ        | 2,000          | none             |           |            |       |        |
     B1: 2024-03-01 → long-term from 2025-03-02. The 2025-07-01 close is after --as-of: unused.
+    Bought in 2025-05-31..2025-06-30: R1's 3 (an IRA purchase washes a taxable loss too) and
+    B3's 2; B3 does not count its own. Nothing for the IRA lot (no loss there is disallowed),
+    BTC (the rule is off for crypto) or a transfer in (not a purchase).
     """
+    write(tmp_path, "taxlens.toml", '[accounts.IRA]\ntype = "roth_ira"\n')
     write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
         2024-03-01,Alpaca,VTI,buy,10,200,0,USD,etf,B1,
         2025-02-03,Alpaca,VTI,buy,5,250,0.05,USD,etf,B2,
         2025-03-10,Coinbase,BTC,buy,0.5,60000,0,USD,crypto,C1,
         2025-04-01,Alpaca,BND,transfer_in,3,0,0,USD,etf,T1,
         2025-05-01,Alpaca,QQQ,buy,4,500,0,USD,etf,Q1,
+        2025-06-20,IRA,VTI,buy,3,188,0,USD,etf,R1,
+        2025-06-25,Alpaca,VTI,buy,2,189,0,USD,etf,B3,
     """).lstrip("\n"))
     write(tmp_path, "closes.csv", """\
         date,symbol,close
@@ -649,18 +658,22 @@ def test_cli_open_lots_valued_at_the_last_close(run, tmp_path: Path) -> None:  #
     assert run("ingest", "t.csv").exit_code == 0
     lots = run("lots", "--open", "--prices", "closes.csv", "--as-of", "2025-06-30", "--format", "csv")
     assert lots.exit_code == 0, lots.output
-    assert [line.split(",")[:2] + line.split(",")[7:] for line in lots.stdout.splitlines()] == [
-        ["account", "symbol", "adjusted_basis", "long_term_from", "price_date", "price", "market_value", "unrealized", "term_if_sold"],
-        ["Alpaca", "VTI", "2000.00", "2025-03-02", "2025-06-30", "190", "1900.00", "-100.00", "long"],
-        ["Alpaca", "VTI", "1250.05", "2026-02-04", "2025-06-30", "190", "950.00", "-300.05", "short"],
-        ["Coinbase", "BTC", "30000.00", "2026-03-11", "2025-06-30", "66000.5", "33000.25", "3000.25", "short"],
-        ["Alpaca", "BND", "", "2026-04-02", "2025-06-30", "72.5", "217.50", "", "short"],
-        ["Alpaca", "QQQ", "2000.00", "2026-05-02", "", "", "", "", ""],
+    assert [line.split(",")[:3] + line.split(",")[7:] for line in lots.stdout.splitlines()] == [
+        ["account", "symbol", "lot_id", "adjusted_basis", "long_term_from", "price_date", "price", "market_value", "unrealized",
+         "term_if_sold", "bought_last_30_days"],
+        ["Alpaca", "VTI", "B1", "2000.00", "2025-03-02", "2025-06-30", "190", "1900.00", "-100.00", "long", "5"],
+        ["Alpaca", "VTI", "B2", "1250.05", "2026-02-04", "2025-06-30", "190", "950.00", "-300.05", "short", "5"],
+        ["Coinbase", "BTC", "C1", "30000.00", "2026-03-11", "2025-06-30", "66000.5", "33000.25", "3000.25", "short", ""],
+        ["Alpaca", "BND", "T1", "", "2026-04-02", "2025-06-30", "72.5", "217.50", "", "short", "0"],
+        ["Alpaca", "QQQ", "Q1", "2000.00", "2026-05-02", "", "", "", "", "", ""],
+        ["IRA", "VTI", "R1", "564.00", "2026-06-21", "2025-06-30", "190", "570.00", "6.00", "short", ""],
+        ["Alpaca", "VTI", "B3", "378.00", "2026-06-26", "2025-06-30", "190", "380.00", "2.00", "short", "3"],
     ]
-    # Totals leave out the BND lot (basis unknown) and the QQQ lot (no close).
+    # Totals: taxable accounts only (not R1); the value of every priced lot (Q1 has no close),
+    # the gains of those of known basis (not the BND lot).
     assert lots.stderr.strip() == (
-        "open lots valued at 35850.25, some lots unpriced (no close for their symbol): unrealized short-term gains 3000.25, "
-        "losses -300.05; long-term gains 0.00, losses -100.00"
+        "open lots in taxable accounts valued at 36447.75, some lots unpriced (no close for their symbol): unrealized "
+        "(1 lot of unknown basis left out) short-term gains 3002.25, losses -300.05; long-term gains 0.00, losses -100.00"
     )
     refused = run("lots", "--prices", "closes.csv")
     assert refused.exit_code == 2 and "--prices values what is still open: add --open" in refused.output

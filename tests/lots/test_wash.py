@@ -586,3 +586,46 @@ def test_a_replacement_used_before_its_move_is_not_used_again_after(book: Book, 
         Alpaca, B3, 2024-01-06, 2024-01-01, 100, 4500, 5000, 100, 5000
         Schwab, B4, 2024-01-03, 2023-12-28, 100, 5000, 6000, 100, 6000
     """)
+
+
+# -- before a sale: what would wash it -----------------------------------------------------------------
+
+
+def test_the_purchases_that_would_wash_a_loss_sale_today() -> None:
+    """``bought_before``: per open lot, the shares of its symbol group bought in its household
+    in the 30 days up to the price date, its own purchase aside.
+
+    | lot | account (household)  | symbol | window (price date)      | counted                    |
+    | P1  | Alpaca (self)        | SPY    | 06-01..07-01 (2025-07-01) | P2 3 IVV (group) + P3 4 SPY: 7, not its own P1 |
+    | L2  | Alpaca (self)        | SPY    | the same                 | P2 + P3 + P1's 5: 12        |
+    | L3  | Spouse (spouse)      | SPY    | the same                 | P5 2 (only the spouse's)    |
+    | L4  | Alpaca (self)        | QQQ    | 05-01..05-31 (2025-05-31) | nothing: 0                  |
+    | L5  | Old 401k (outside)   | SPY    |                          | none: the rule is not applied |
+    P4 (05-31) is a day before the July window; P6 in "Old 401k" is outside the rule, so not a purchase.
+    """
+    import datetime as dt
+    from decimal import Decimal
+
+    import polars as pl
+
+    from taxlens.lots.wash import ADVANTAGED, OUTSIDE, TAXABLE, WashSettings, bought_before
+
+    july, may = dt.date(2025, 7, 1), dt.date(2025, 5, 31)
+    settings = WashSettings(
+        accounts=(("Alpaca", "self", TAXABLE), ("Roth", "self", ADVANTAGED), ("Spouse", "spouse", TAXABLE), ("Old 401k", "self", OUTSIDE)),
+        groups=(("IVV", "sp500"), ("SPY", "sp500")),
+    )
+    lots = pl.DataFrame(
+        [("Alpaca", "SPY", "P1", july), ("Alpaca", "SPY", "L2", july), ("Spouse", "SPY", "L3", july),
+         ("Alpaca", "QQQ", "L4", may), ("Old 401k", "SPY", "L5", july)],
+        schema={"account": pl.String, "symbol": pl.String, "lot_id": pl.String, "price_date": pl.Date}, orient="row",
+    )
+    purchases = pl.DataFrame(
+        [("P1", "Alpaca", "SPY", dt.date(2025, 6, 10), Decimal(5)), ("P2", "Roth", "IVV", dt.date(2025, 6, 1), Decimal(3)),
+         ("P3", "Alpaca", "SPY", dt.date(2025, 7, 1), Decimal(4)), ("P4", "Alpaca", "SPY", dt.date(2025, 5, 31), Decimal(9)),
+         ("P5", "Spouse", "SPY", dt.date(2025, 6, 15), Decimal(2)), ("P6", "Old 401k", "SPY", dt.date(2025, 6, 15), Decimal(7))],
+        schema={"id": pl.String, "account": pl.String, "symbol": pl.String, "trade_date": pl.Date, "quantity": pl.Decimal(38, 18)},
+        orient="row",
+    )
+    counted = bought_before(lots, purchases, settings, frozenset())
+    assert counted.to_list() == [Decimal(7), Decimal(12), Decimal(2), Decimal(0), None]
