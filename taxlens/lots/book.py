@@ -27,7 +27,7 @@ from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 10
+BOOK_REVISION = 11
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:

@@ -150,13 +150,22 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
         pl.when(pl.col("kind") == DISPOSE).then(settings.method_expr()).otherwise(None).alias("method"),
         pl.lit(None, dtype=pl.String).alias("transfer_key"),
         "currency", "source",
-        pl.col("ts").alias("_ts"),  # for pairing transfers; dropped by the final select
+        # For pairing transfers (dropped by the final select): the instant, whether a coin,
+        # and the method a network fee taken out of a transfer would be booked by.
+        pl.col("ts").alias("_ts"),
+        (pl.col("asset_class") == "crypto").alias("_coin"),
+        pl.when(pl.col("kind") == TRANSFER_OUT).then(settings.method_expr()).otherwise(None).alias("_method"),
     )
     events = events.filter(pl.col("quantity") > 0)
     events = _spread_sale_fees(events, trades, problems)
     for row in events.filter((pl.col("kind") == DISPOSE) & pl.col("amount").is_null()).iter_rows(named=True):
         problems.append(RowError.at(row["source"], f"sale of {plain(row['quantity'])} {row['symbol']} has no price or cash amount: its proceeds and gain are unknown"))
-    events, unpaired, renamed = _pair_transfers(events)
+    events, unpaired, renamed, fees = _pair_transfers(events)
+    for out, into in fees:
+        fee = out["quantity"] - into["quantity"]  # type: ignore[operator]
+        problems.append(RowError.at(out["source"], f"transfer out of {plain(out['quantity'])} {out['symbol']} from {out['account']} "  # type: ignore[arg-type]
+                                                   f"arrived in {into['account']} as {plain(into['quantity'])}: the {plain(fee)} {out['symbol']} "  # type: ignore[arg-type]
+                                                   "between is booked as a network fee paid in the coin (a disposal for no proceeds)"))
     for out, into in renamed:
         problems.append(RowError.at(out["source"], f"transfer out of {plain(out['quantity'])} {out['symbol']} and in of as many "  # type: ignore[arg-type]
                                                    f"{into['symbol']} at the same moment in {out['account']}: booked as one holding renamed, "
@@ -175,17 +184,18 @@ def events_from_trades(trades: pl.DataFrame, settings: Settings) -> tuple[pl.Dat
     return events.cast(EVENT_SCHEMA).select(list(EVENT_SCHEMA)), problems  # type: ignore[arg-type]
 
 
-#: ``seq`` is 2 × (rank + 1), the rank being the trade's place in the event order of *all* the
+#: ``seq`` is 4 × (rank + 1), the rank being the trade's place in the event order of *all* the
 #: stored trades: unique and in event order, but sparse, so that booking the trades in chunks
-#: of symbols (api.py) gives each event the very seq the whole book would. The odd number after
-#: each is left for a transfer in moved behind its transfer out. With pooled crypto, events from
-#: 2025 move up by ``_LATER`` and the pool's hand-out to the accounts takes ``_POOL`` + 2k
-#: between them.
+#: of symbols (api.py) gives each event the very seq the whole book would. The number after
+#: each is left for a transfer in moved behind its transfer out, the one before it for the
+#: network fee taken out of a transfer out. With pooled crypto, events from 2025 move up by
+#: ``_LATER`` and the pool's hand-out to the accounts takes ``_POOL`` + 2k between them.
 _LATER, _POOL = 1 << 40, 1 << 39
+_SPACING = 4
 
 
 def _seq(rank: pl.Expr) -> pl.Expr:
-    return ((rank.cast(pl.Int64) + 1) * 2).alias("seq")
+    return ((rank.cast(pl.Int64) + 1) * _SPACING).alias("seq")
 
 
 def event_ranks(trades: pl.DataFrame, source: Callable[[], pl.Series] | None = None) -> pl.Series:
@@ -305,36 +315,61 @@ def _spread_sale_fees(events: pl.DataFrame, trades: pl.DataFrame, problems: list
     )
 
 
-def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]], list[tuple[dict[str, object], dict[str, object]]]]:
-    """Give each transfer_in the key of its transfer_out: the earliest unpaired one of the same
-    quantity that is, first, in the same account at the same moment under another symbol (a
-    rename, such as Coinbase turning ETH2 back into ETH, or a ticker change: the lots go on
-    under the new symbol), or else of the same symbol from another account within 7 days
-    (either side). Returns the events, the unpaired transfers and the renames (out, in).
+#: A coin's transfer in may arrive short of its transfer out by the network fee the sender
+#: paid out of it (Binance's withdrawals, for one): up to this share of what left.
+NETWORK_FEE_SHARE = Decimal("0.05")
+
+Pair = tuple[dict[str, object], dict[str, object]]
+
+
+def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, object]], list[Pair], list[Pair]]:
+    """Give each transfer_in the key of its transfer_out: the earliest unpaired one that is,
+    in this order of preference,
+
+    1. in the same account at the same moment under another symbol, of the same quantity (a
+       rename, such as Coinbase turning ETH2 back into ETH, or a ticker change: the lots go on
+       under the new symbol);
+    2. of the same symbol and quantity from another account within 7 days (either side);
+    3. for a coin, as 2 but larger by at most ``NETWORK_FEE_SHARE``: the difference, the
+       network fee, becomes a disposal for no proceeds (a coin fee) just before the transfer
+       out, which then moves what arrived.
+
+    Returns the events, the unpaired transfers, the renames and the pairs with a fee (out, in).
     Transfers are rare: a loop."""
+    extra = ["_ts", "_coin", "_method"]
     moves = events.filter(pl.col("kind").is_in([TRANSFER_IN, TRANSFER_OUT]))
     if moves.height == 0:
-        return events.drop("_ts", strict=False), [], []
+        return events.drop(extra, strict=False), [], [], []
     outs = [r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_OUT]
     keys: dict[int, str] = {}
     unpaired = []
-    renamed = []
+    renamed: list[Pair] = []
+    fees: list[Pair] = []
 
     def renames(o: dict[str, object], row: dict[str, object]) -> bool:
         # The same moment: the same instant, or the same date where the source gives no time.
         when = o["_ts"] == row["_ts"] if o["_ts"] is not None and row["_ts"] is not None else o["date"] == row["date"]
-        return o["account"] == row["account"] and o["symbol"] != row["symbol"] and when
+        return o["quantity"] == row["quantity"] and o["account"] == row["account"] and o["symbol"] != row["symbol"] and when
 
     def moved(o: dict[str, object], row: dict[str, object]) -> bool:
-        return o["symbol"] == row["symbol"] and o["account"] != row["account"] and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW  # type: ignore[operator]
+        return (o["quantity"] == row["quantity"] and o["symbol"] == row["symbol"] and o["account"] != row["account"]
+                and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW)  # type: ignore[operator]
+
+    def moved_less_a_fee(o: dict[str, object], row: dict[str, object]) -> bool:
+        sent, got = o["quantity"], row["quantity"]
+        return (bool(o["_coin"]) and o["symbol"] == row["symbol"] and o["account"] != row["account"]
+                and abs(o["date"] - row["date"]) <= TRANSFER_WINDOW  # type: ignore[operator]
+                and got < sent and sent - got <= sent * NETWORK_FEE_SHARE)  # type: ignore[operator]
 
     for row in (r for r in moves.iter_rows(named=True) if r["kind"] == TRANSFER_IN):
         match = None
-        for rule in (renames, moved):
-            match = next((o for o in outs if o["seq"] not in keys and o["quantity"] == row["quantity"] and rule(o, row)), None)
+        for rule in (renames, moved, moved_less_a_fee):
+            match = next((o for o in outs if o["seq"] not in keys and rule(o, row)), None)
             if match is not None:
                 if rule is renames:
                     renamed.append((match, row))
+                elif rule is moved_less_a_fee:
+                    fees.append((match, row))
                 break
         if match is None:
             unpaired.append(row)
@@ -343,9 +378,24 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
         keys[match["seq"]] = keys[row["seq"]] = key
     unpaired += [o for o in outs if o["seq"] not in keys]
     unpaired.sort(key=lambda r: r["seq"])
-    events = events.drop("_ts")
+    if fees:
+        # The fee leaves first, by the account's method, at the seq before the transfer out's
+        # (no other event has it); the transfer out then moves what arrived.
+        fee_rows = pl.DataFrame([
+            {**{c: out[c] for c in events.columns}, "seq": int(out["seq"]) - 1, "kind": DISPOSE,  # type: ignore[call-overload]
+             "quantity": out["quantity"] - into["quantity"], "amount": Decimal(0),  # type: ignore[operator]
+             "method": "fifo" if out["_method"] == "specific" else out["_method"]}  # no selection names a fee's lots
+            for out, into in fees
+        ], schema=events.schema)
+        arrived = pl.DataFrame({"seq": [out["seq"] for out, _ in fees], "_arrived": [into["quantity"] for _, into in fees]},
+                               schema={"seq": pl.Int64, "_arrived": events.schema["quantity"]})
+        events = (
+            pl.concat([events, fee_rows]).join(arrived, on="seq", how="left")
+            .with_columns(pl.coalesce("_arrived", "quantity").alias("quantity")).drop("_arrived").sort("seq")
+        )
+    events = events.drop(extra)
     if not keys:
-        return events, unpaired, renamed
+        return events, unpaired, renamed, fees
     keyed = pl.DataFrame({"seq": list(keys), "_key": list(keys.values())}, schema={"seq": pl.Int64, "_key": pl.String})
     events = events.join(keyed, on="seq", how="left").with_columns(pl.col("_key").alias("transfer_key")).drop("_key")
     # A transfer in that arrives before its transfer out waits for it: it moves just after,
@@ -355,5 +405,5 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
     events = events.with_columns(
         pl.when(paired_in & (out_seq > pl.col("seq"))).then(out_seq + 1).otherwise(pl.col("seq")).alias("seq")
     ).sort("seq")
-    return events, unpaired, renamed
+    return events, unpaired, renamed, fees
 

@@ -34,7 +34,8 @@ CONFIG: dict[str, Any] = {
 #: a VTI loss washed into a lot that is then split, moved to another account and renamed
 #: (VTI → VTIX, a ticker change: another symbol, so another chunk but for the rule); a sale with
 #: no lots behind it (a shortfall);
-#: a short sale (unsupported); and on Alpaca, a day's fee over QQQ's and AAPL's sales.
+#: a short sale (unsupported); ETH moved to Kraken less a network fee; and on Alpaca, a
+#: day's fee over QQQ's and AAPL's sales.
 TRADES = HEADER + """\
 2024-03-01,Alpaca,SPY,buy,10,500,1,USD,etf,B1,
 2024-03-01,IBKR,IVV,buy,5,505,0,USD,etf,B2,
@@ -56,6 +57,9 @@ TRADES = HEADER + """\
 2024-04-04,Coinbase,ETH,buy,2,3000,1,USD,crypto,E1,
 2025-02-02,Coinbase,BTC,sell,0.1,90000,5,USD,crypto,C4,
 2025-02-03,Coinbase,ETH,sell,1,2500,1,USD,crypto,E2,
+2025-04-01,Coinbase,ETH,transfer_out,0.5,0,0,USD,crypto,E3,
+2025-04-02,Kraken,ETH,transfer_in,0.499,0,0,USD,crypto,E4,
+2025-05-01,Kraken,ETH,sell,0.4,3100,1,USD,crypto,E5,
 2025-03-03,IBKR,NVDA,sell,2,100,0,USD,equity,N1,
 2025-03-04,IBKR,TSLA,sell_short,1,200,0,USD,equity,X1,
 """
@@ -101,6 +105,7 @@ def test_a_household_booked_in_chunks_is_the_whole_book(tmp_path: Path, chunk_tr
     assert whole.washes.height and whole.problems  # the history exercises both
     assert any("has no sale that day" in p.message for p in whole.problems)
     assert any("booked as one holding renamed" in p.message for p in whole.problems)
+    assert whole.disposals.filter(pl.col("sell_trade_id") == "E3").get_column("quantity").to_list() == [Decimal("0.001")]
     # The rename took B4's deferred loss along: 4 of the 5 VTIX shares sold carry 30 each.
     assert whole.disposals.filter(pl.col("symbol") == "VTIX").get_column("wash_basis").to_list() == [Decimal(120)]
     assert_same_book(whole, chunked)

@@ -388,6 +388,47 @@ def test_an_unpaired_transfer_in_has_unknown_basis(book: Book, tmp_path: Path) -
     assert (lot["cost_basis"], lot["open_basis"]) == (None, None)
 
 
+def test_a_coin_transfer_that_arrives_short_by_a_network_fee_pays_the_fee_in_the_coin(book: Book, tmp_path: Path) -> None:
+    """Binance withdraws 0.5 BTC and Kraken receives 0.4995: the sender paid the network fee
+    out of the coins. Using coins to pay a fee is a disposition (Reg. §1.1001-7(b)(1)(ii)):
+    the 0.0005 leaves first as a coin fee (no proceeds), then the lot moves what arrived.
+
+    | slice | quantity | acquired   | disposed   | proceeds | basis                 | gain   |
+    | W1    | 0.0005   | 2025-01-10 | 2025-03-01 | 0        | 0.0005 × 40,000 = 20  | -20    |
+    | S1    | 0.4995   | 2025-01-10 | 2025-06-02 | 29,970   | 0.4995 × 40,000 = 19,980 | 9,990 |
+    """
+    path = load(book, tmp_path, """
+        2025-01-10T10:00:00Z,Binance,BTC,buy,0.5,40000,0,USD,crypto,B1,
+        2025-03-01T12:00:00Z,Binance,BTC,transfer_out,0.5,0,0,USD,crypto,W1,
+        2025-03-01T12:40:00Z,Kraken,BTC,transfer_in,0.4995,0,0,USD,crypto,D1,
+        2025-06-02T09:00:00Z,Kraken,BTC,sell,0.4995,60000,0,USD,crypto,S1,
+    """)
+    assert table(book.gains(), "account,sell_trade_id," + SLICE) == rows("""
+        Binance, W1, 0.0005, 2025-01-10, 2025-03-01,     0,    20,  -20, short, B1
+        Kraken,  S1, 0.4995, 2025-01-10, 2025-06-02, 29970, 19980, 9990, short, B1
+    """)
+    assert book.lots(open_only=True).height == 0
+    assert messages(book.booked().problems) == [
+        f"{path}:3: transfer out of 0.5 BTC from Binance arrived in Kraken as 0.4995: the 0.0005 BTC between is booked "
+        "as a network fee paid in the coin (a disposal for no proceeds)",
+    ]
+
+
+@pytest.mark.parametrize("asset_class,arrived", [("equity", "99"), ("crypto", "94")], ids=["shares", "over-5%"])
+def test_a_transfer_in_short_of_its_transfer_out_pairs_only_for_a_coin_within_5_percent(
+    book: Book, tmp_path: Path, asset_class: str, arrived: str,
+) -> None:
+    """Shares move whole (a broker transfer has no network fee), and a coin that arrives more
+    than 5% short is not taken for a fee: both stay two unpaired transfers, as before."""
+    load(book, tmp_path, f"""
+        2025-01-10,Schwab,X,buy,100,10,0,USD,{asset_class},B1,
+        2025-03-01,Schwab,X,transfer_out,100,0,0,USD,{asset_class},W1,
+        2025-03-02,Fidelity,X,transfer_in,{arrived},0,0,USD,{asset_class},D1,
+    """)
+    assert table(book.lots(open_only=True), OPEN) == rows(f"Fidelity, X, D1, 2025-03-02, {arrived}, ")
+    assert book.gains().height == 0
+
+
 def test_a_transfer_out_and_in_of_another_symbol_at_one_moment_is_a_rename(book: Book, tmp_path: Path) -> None:
     """Coinbase turned staked ETH2 back into ETH as a Send of ETH2 and a Receive of as much ETH
     at the same second; a ticker change looks the same. That pair is one holding renamed: the
