@@ -42,3 +42,16 @@ def test_the_sample_year_ingests_cleanly_into_the_configured_accounts() -> None:
         assert all(40 <= n <= 60 for month, n in enumerate(per_month, 1) if month != 4), per_month
         volatile_week = fills.filter(pl.col("trade_date").is_between(dt.date(2025, 4, 7), dt.date(2025, 4, 11)))
         assert volatile_week.height > 100
+
+
+def test_the_committed_reports_are_what_the_readme_s_first_command_writes(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """reports/ is the sample year's audit as the README's first command writes it: a change
+    that moves a figure must regenerate it (the text files here; the HTML's charts are
+    matplotlib's drawing, which may differ by a version)."""
+    exports = [str(p) for p in sorted(SAMPLES.glob("*/*")) if p.is_file() and p.suffix != ".py"]
+    result = run("--db", str(tmp_path / "sample.duckdb"), "--config", str(SAMPLES / "taxlens.toml"),
+                 "audit", "--out", str(tmp_path / "reports"), *exports)
+    assert result.exit_code == 0, result.output
+    committed = SAMPLES.parent / "reports"
+    for name in ("audit-2025.json", "metrics-2025.csv", "form8949-2025.csv", "taxlens-2025.txf"):
+        assert (tmp_path / "reports" / name).read_bytes() == (committed / name).read_bytes(), name
