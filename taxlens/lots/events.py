@@ -326,9 +326,9 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
     """Give each transfer_in the key of its transfer_out: the earliest unpaired one that is,
     in this order of preference,
 
-    1. in the same account at the same moment under another symbol, of the same quantity (a
-       rename, such as Coinbase turning ETH2 back into ETH, or a ticker change: the lots go on
-       under the new symbol);
+    1. in the same account at the same moment (the same instant; for shares without times,
+       the same date) under another symbol, of the same quantity (a rename, such as Coinbase
+       turning ETH2 back into ETH, or a ticker change: the lots go on under the new symbol);
     2. of the same symbol and quantity from another account within 7 days (either side);
     3. for a coin, as 2 but larger by at most ``NETWORK_FEE_SHARE``: the difference, the
        network fee, becomes a disposal for no proceeds (a coin fee) just before the transfer
@@ -347,8 +347,11 @@ def _pair_transfers(events: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, 
     fees: list[Pair] = []
 
     def renames(o: dict[str, object], row: dict[str, object]) -> bool:
-        # The same moment: the same instant, or the same date where the source gives no time.
-        when = o["_ts"] == row["_ts"] if o["_ts"] is not None and row["_ts"] is not None else o["date"] == row["date"]
+        # The same moment: the same instant, or, for shares, the same date where the source
+        # gives no time (a broker's ticker change). Coins move at all hours, so a day's 1 BTC
+        # out and 1 ETH in could be two transfers: they need the instant.
+        timed = o["_ts"] is not None and row["_ts"] is not None
+        when = o["_ts"] == row["_ts"] if timed else o["date"] == row["date"] and not o["_coin"]
         return o["quantity"] == row["quantity"] and o["account"] == row["account"] and o["symbol"] != row["symbol"] and when
 
     def moved(o: dict[str, object], row: dict[str, object]) -> bool:

@@ -458,19 +458,22 @@ def test_a_transfer_out_and_in_of_another_symbol_at_one_moment_is_a_rename(book:
     ]
 
 
-@pytest.mark.parametrize("out_at,in_at,renamed", [
-    ("2022-06-09", "2022-06-09", True),  # dates only (a broker's ticker change): the same day
-    ("2025-01-07T19:26:56Z", "2025-01-07T19:26:57Z", False),  # a second apart: two transfers
-    ("2022-06-09", "2022-06-10", False),
-], ids=["same-date", "another-instant", "another-date"])
-def test_a_rename_needs_one_account_one_moment_and_one_quantity(book: Book, tmp_path: Path, out_at: str, in_at: str, renamed: bool) -> None:
+@pytest.mark.parametrize("out_at,in_at,asset_class,renamed", [
+    ("2022-06-09", "2022-06-09", "equity", True),  # dates only (a broker's ticker change): the same day
+    ("2025-01-07T19:26:56Z", "2025-01-07T19:26:57Z", "equity", False),  # a second apart: two transfers
+    ("2022-06-09", "2022-06-10", "equity", False),
+    ("2022-06-09", "2022-06-09", "crypto", False),  # coins need the instant: a day's out and in may be two
+], ids=["same-date", "another-instant", "another-date", "coins-same-date"])
+def test_a_rename_needs_one_account_one_moment_and_one_quantity(
+    book: Book, tmp_path: Path, out_at: str, in_at: str, asset_class: str, renamed: bool,
+) -> None:
     """FB became META on 2022-06-09: a transfer out of FB and in of as many META in one account
     on that date (no times given) is a rename. At other moments they stay two unpaired
     transfers, as before: the FB lot leaves, and the META shares arrive with unknown basis."""
     load(book, tmp_path, f"""
-        2021-03-01,Schwab,FB,buy,10,250,0,USD,equity,B1,
-        {out_at},Schwab,FB,transfer_out,10,0,0,USD,equity,T1,
-        {in_at},Schwab,META,transfer_in,10,0,0,USD,equity,T2,
+        2021-03-01,Schwab,FB,buy,10,250,0,USD,{asset_class},B1,
+        {out_at},Schwab,FB,transfer_out,10,0,0,USD,{asset_class},T1,
+        {in_at},Schwab,META,transfer_in,10,0,0,USD,{asset_class},T2,
     """)
     expected = "Schwab, META, B1, 2021-03-01, 10, 2500" if renamed else f"Schwab, META, T2, {in_at[:10]}, 10, "
     assert table(book.lots(open_only=True), OPEN) == rows(expected)
