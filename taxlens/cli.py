@@ -29,10 +29,8 @@ from taxlens.errors import RowError, RowErrors, TaxlensError
 from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
-from taxlens.lots.holding import anniversary_expr
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
-from taxlens.money import cents
-from taxlens.report import forms, listing, render
+from taxlens.report import forms, holdings, listing, render
 from taxlens.report.audit import AUDIT_BOOKING_COLUMNS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
 from taxlens.report.reconcile import reconcile as reconcile_frames
@@ -419,36 +417,24 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
     if prices_file is not None and not open_only:
         raise click.UsageError("--prices values what is still open: add --open")
     when = as_of.date() if as_of is not None else None  # type: ignore[attr-defined]
-    quotes = _closes(prices_file, when) if prices_file is not None else None
+    try:
+        quotes = holdings.closes(prices_file, when) if prices_file is not None else None
+    except RowErrors as exc:
+        raise _bad_prices(exc) from exc
+    except TaxlensError as exc:
+        raise click.ClickException(str(exc)) from exc
     out = _console()
     with _book(ctx) as book:
         month_end_rule = book.config.lots.holding_period_month_end
         totals: list[pl.DataFrame] = []
 
         def shown(frame: pl.DataFrame) -> pl.DataFrame:
-            held = pl.col("adjusted_acquired")
-            turns = anniversary_expr(held, month_end_rule=month_end_rule, dates=frame.get_column("adjusted_acquired"))
-            frame = frame.select(*LOTS_COLUMNS, (turns + pl.duration(days=1)).alias("long_term_from"))
+            frame = holdings.with_long_term_from(frame.select(LOTS_COLUMNS), month_end_rule=month_end_rule)
             if quotes is None:
                 return listing.money_columns(frame, ["cost_basis", "adjusted_basis"])
-            priced = frame.join(quotes, on="symbol", how="left", maintain_order="left")
-            valued = listing.round_money(priced.with_columns(
-                (pl.col("quantity") * pl.col("price")).alias("market_value")), ["cost_basis", "adjusted_basis", "market_value"],
-            ).with_columns(
-                (pl.col("market_value") - pl.col("adjusted_basis")).alias("unrealized"),
-                pl.when(pl.col("price").is_null()).then(None)
-                .when(pl.col("price_date") >= pl.col("long_term_from")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("term_if_sold"),
-                book.bought_before(priced),
-            )
-            # Only taxable accounts' gains and losses are realized for tax by a sale.
+            valued = holdings.valued(frame, quotes, book.bought_before)
             names = valued.get_column("account").unique().to_list()
-            taxable = [n for n in names if book.config.account(n).type.value == "taxable"]
-            totals.append(valued.filter(pl.col("account").is_in(taxable)).group_by("term_if_sold").agg(
-                pl.col("unrealized").filter(pl.col("unrealized") > 0).sum().alias("gains"),
-                pl.col("unrealized").filter(pl.col("unrealized") < 0).sum().alias("losses"),
-                pl.col("market_value").sum().alias("value"),
-                (pl.col("market_value").is_not_null() & pl.col("unrealized").is_null()).sum().alias("unknown"),
-            ))
+            totals.append(holdings.unrealized(valued, [n for n in names if book.config.account(n).type.value == "taxable"]))
             valued = valued.with_columns(pl.col(c).cast(pl.String) for c in ("cost_basis", "adjusted_basis", "market_value", "unrealized"))
             # A terminal is not wide enough for every column: the table keeps what a sale decides on.
             return valued.select(VALUED_TABLE_COLUMNS) if fmt == "table" else valued
@@ -463,34 +449,13 @@ def lots(ctx: click.Context, open_only: bool, as_of: object, account: str | None
             # A book of millions of trades: read back from the database a batch at a time.
             _render_batches(streamed[2], lambda batch: shown(open_part(batch) if open_only else batch), fmt, out)
     if quotes is not None:
-        (out if fmt == "table" else _console(stderr=True)).print(_unrealized_line(totals), markup=False)
+        (out if fmt == "table" else _console(stderr=True)).print(holdings.unrealized_line(totals), markup=False)
 
 
 VALUED_TABLE_COLUMNS = [
     "account", "symbol", "adjusted_acquired", "quantity", "adjusted_basis", "long_term_from", "price", "market_value",
     "unrealized", "term_if_sold", "bought_last_30_days",
 ]
-
-
-def _closes(path: str, when: dt.date | None) -> pl.DataFrame:
-    """Each symbol's last close in the prices CSV at ``path`` on or before ``when`` (all of them
-    when None): ``symbol``, ``price_date``, ``price`` (exact)."""
-    from taxlens.simulate.prices import read_price_rows
-
-    try:
-        rows = read_price_rows(path)
-    except RowErrors as exc:
-        raise _bad_prices(exc) from exc
-    except TaxlensError as exc:
-        raise click.ClickException(str(exc)) from exc
-    last: dict[str, tuple[dt.date, Decimal]] = {}
-    for day, name, close, _dividend, _split in rows:
-        if (when is None or day <= when) and (name not in last or day >= last[name][0]):
-            last[name] = (day, close)
-    return pl.DataFrame(
-        [(name, day, close) for name, (day, close) in sorted(last.items())], orient="row",
-        schema={"symbol": pl.String, "price_date": pl.Date, "price": pl.Decimal(38, 18)},
-    )
 
 
 def _bad_prices(exc: RowErrors) -> click.ClickException:
@@ -500,24 +465,6 @@ def _bad_prices(exc: RowErrors) -> click.ClickException:
         err.print(str(e), markup=False)
     n = len(exc.errors)
     return click.ClickException(f"{exc.path}: {n} price row{'s' if n != 1 else ''} could not be read (listed above)")
-
-
-def _unrealized_line(totals: list[pl.DataFrame]) -> str:
-    """The totals under ``lots --prices``: value, and unrealized gains and losses by term."""
-    parts = pl.concat(totals).group_by("term_if_sold").agg(pl.all().sum()) if totals else pl.DataFrame()
-    by = {row["term_if_sold"]: row for row in parts.iter_rows(named=True)}
-
-    def total(term: str, what: str) -> Decimal:
-        value = by.get(term, {}).get(what)
-        return Decimal(value) if value is not None else Decimal(0)
-
-    value = total("short", "value") + total("long", "value")
-    unpriced = ", some lots unpriced (no close for their symbol)" if None in by else ""
-    unknown = sum(int(row["unknown"]) for term, row in by.items() if term is not None)
-    left_out = f" ({unknown} lot{'s' if unknown != 1 else ''} of unknown basis left out)" if unknown else ""
-    return (f"open lots in taxable accounts valued at {cents(value)}{unpriced}: unrealized{left_out} short-term gains "
-            f"{cents(total('short', 'gains'))}, losses {cents(total('short', 'losses'))}; "
-            f"long-term gains {cents(total('long', 'gains'))}, losses {cents(total('long', 'losses'))}")
 
 
 WASH_COLUMNS = [
