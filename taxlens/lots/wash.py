@@ -149,16 +149,8 @@ def apply_wash_sales(
     if not settings.apply or disposals.height == 0:
         return Washed(base_lots, base_disposals, empty)
 
-    households = {a: h for a, h, _ in settings.accounts}
-    roles = {a: r for a, _, r in settings.accounts}
-    group_of = dict(settings.groups)
-
     def tag(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(
-            pl.col("account").replace_strict(households, default=settings.default_household, return_dtype=pl.String).alias("_hh"),
-            pl.col("account").replace_strict(roles, default=TAXABLE, return_dtype=pl.String).alias("_role"),
-            pl.col("symbol").replace_strict(group_of, default=pl.col("symbol"), return_dtype=pl.String).alias("_grp"),
-        )
+        return _scoped(frame, settings)
 
     acquired_seqs = events.filter(pl.col("kind") == ACQUIRE).select("seq")
     d = tag(base_disposals.with_row_index("_i")).filter(pl.col("_role") != OUTSIDE)
@@ -171,7 +163,7 @@ def apply_wash_sales(
         lt = _moved_in(lt, moves)
     # Each (household, group) as one integer, _g (null for a null symbol, whose group matches
     # none): the axis and the filters work on it rather than on pairs of strings.
-    hh_ids = {h: i for i, h in enumerate(sorted({settings.default_household, *households.values()}))}
+    hh_ids = {h: i for i, h in enumerate(sorted({settings.default_household, *(h for _, h, _ in settings.accounts)}))}
     groups = pl.concat([d["_grp"], lt["_grp"]]).drop_nulls().unique().sort()
     grp_ids = dict(zip(groups.to_list(), range(groups.len()), strict=True))
     group_id = (
@@ -1176,6 +1168,18 @@ class _Group:
 
 
 #: The columns ``wash_summary`` reads of each frame.
+def _scoped(frame: pl.DataFrame, settings: WashSettings) -> pl.DataFrame:
+    """``frame`` (``account``, ``symbol``) with whom and what the rule spans for each row: its
+    household (``_hh``), its account's role (``_role``) and its symbol's group (``_grp``)."""
+    households = {a: h for a, h, _ in settings.accounts}
+    roles = {a: r for a, _, r in settings.accounts}
+    return frame.with_columns(
+        pl.col("account").replace_strict(households, default=settings.default_household, return_dtype=pl.String).alias("_hh"),
+        pl.col("account").replace_strict(roles, default=TAXABLE, return_dtype=pl.String).alias("_role"),
+        pl.col("symbol").replace_strict(dict(settings.groups), default=pl.col("symbol"), return_dtype=pl.String).alias("_grp"),
+    )
+
+
 def bought_before(lots: pl.DataFrame, purchases: pl.DataFrame, settings: WashSettings, crypto: frozenset[str]) -> pl.Series:
     """For each of ``lots`` (``account``, ``symbol``, ``lot_id``, ``price_date``), the shares of
     its symbol (or symbol group) bought in its household, tax-advantaged accounts included, in
@@ -1185,26 +1189,15 @@ def bought_before(lots: pl.DataFrame, purchases: pl.DataFrame, settings: WashSet
     lot outside a taxable account, a digital asset unless [wash_sales] crypto is set.
     ``purchases``: buys and reinvestments (``id``, ``account``, ``symbol``, ``trade_date``,
     ``quantity``), ``Store.purchases``. Quantities are as bought (a split since is not applied)."""
-    households = {account: household for account, household, _ in settings.accounts}
-    roles = {account: role for account, _, role in settings.accounts}
-    groups = dict(settings.groups)
-
-    def tagged(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(
-            pl.col("account").replace_strict(households, default=settings.default_household, return_dtype=pl.String).alias("_household"),
-            pl.col("account").replace_strict(roles, default=TAXABLE, return_dtype=pl.String).alias("_role"),
-            pl.col("symbol").replace_strict(groups, default=pl.col("symbol"), return_dtype=pl.String).alias("_group"),
-        )
-
-    key = ["_household", "_group", "price_date"]
-    held = tagged(lots.select("account", "symbol", "lot_id", "price_date")).with_row_index("_row")
+    key = ["_hh", "_grp", "price_date"]
+    held = _scoped(lots.select("account", "symbol", "lot_id", "price_date"), settings).with_row_index("_row")
     applies = (pl.col("_role") == TAXABLE) & pl.col("price_date").is_not_null()
     if not settings.crypto:
         applies &= ~pl.col("symbol").is_in(list(crypto))
     windows = held.filter(applies).select(key).unique()
     bought = (
-        tagged(purchases).filter(pl.col("_role") != OUTSIDE)
-        .join(windows, on=["_household", "_group"])
+        _scoped(purchases, settings).filter(pl.col("_role") != OUTSIDE)
+        .join(windows, on=["_hh", "_grp"])
         .filter(pl.col("trade_date").is_between(pl.col("price_date") - pl.duration(days=30), pl.col("price_date")))
     )
     total = bought.group_by(key).agg(pl.col("quantity").sum().alias("_total"))
