@@ -29,12 +29,13 @@ def with_long_term_from(lots: pl.DataFrame, *, month_end_rule: bool) -> pl.DataF
 
 def closes(path: str | Path, when: dt.date | None) -> pl.DataFrame:
     """Each symbol's last close in the prices CSV at ``path`` (``simulate.prices.read_price_rows``,
-    whose errors it raises) on or before ``when`` (the last of all when None): ``symbol``,
-    ``price_date``, ``price`` (exact)."""
+    whose errors it raises) on or before ``when`` (the last of all when None): ``symbol`` (in
+    capitals), ``price_date``, ``price`` (exact)."""
     from taxlens.simulate.prices import read_price_rows
 
     last: dict[str, tuple[dt.date, Decimal]] = {}
     for day, name, close, _dividend, _split in read_price_rows(path):
+        name = name.upper()  # tickers are the same in any case: a file's "vti" prices VTI
         if (when is None or day <= when) and (name not in last or day >= last[name][0]):
             last[name] = (day, close)
     return pl.DataFrame(
@@ -50,7 +51,8 @@ def valued(lots: pl.DataFrame, quotes: pl.DataFrame, bought: Callable[[pl.DataFr
     term a sale on the close's date would have, and ``bought`` of the priced lots (the
     purchases that would wash a loss sale then: ``Book.bought_before``). Unpriced lots have
     nulls."""
-    priced = lots.join(quotes, on="symbol", how="left", maintain_order="left")
+    priced = lots.with_columns(pl.col("symbol").str.to_uppercase().alias("_quoted")).join(
+        quotes.rename({"symbol": "_quoted"}), on="_quoted", how="left", maintain_order="left").drop("_quoted")
     money = round_money(priced.with_columns((pl.col("quantity") * pl.col("price")).alias("market_value")),
                         ["cost_basis", "adjusted_basis", "market_value"])
     return money.with_columns(

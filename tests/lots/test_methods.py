@@ -677,6 +677,7 @@ def test_cli_open_lots_valued_at_the_last_close(run, tmp_path: Path) -> None:  #
     | T1  | 3 BND (in)   | unknown        | 72.5             |   217.50  | (unknown)  | short | 0      |
     | Q1  | 4 QQQ        | 2,000          | none             |           |            |       |        |
     B1: 2024-03-01 → long-term from 2025-03-02. The 2025-07-01 close is after --as-of: unused.
+    The file's "btc" prices BTC: tickers match in any case.
     Bought in 2025-05-31..2025-06-30: R1's 3 (an IRA purchase washes a taxable loss too) and
     B3's 2; B3 does not count its own. Nothing for the IRA lot (no loss there is disallowed),
     BTC (the rule is off for crypto) or a transfer in (not a purchase).
@@ -696,7 +697,7 @@ def test_cli_open_lots_valued_at_the_last_close(run, tmp_path: Path) -> None:  #
         2025-06-27,VTI,185
         2025-06-30,VTI,190
         2025-07-01,VTI,400
-        2025-06-30,BTC,66000.5
+        2025-06-30,btc,66000.5
         2025-06-30,BND,72.5
     """)
     assert run("ingest", "t.csv").exit_code == 0
