@@ -9,6 +9,7 @@ position takes never shows in the result.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from decimal import Decimal
@@ -27,7 +28,7 @@ from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 11
+BOOK_REVISION = 12
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:
@@ -101,9 +102,49 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
     problems, errors, splits, moves = problems + slow.problems, slow.errors, slow.splits, slow.moves
     del quick, slow, parts  # copied into lots and disposals: freed before the wash pass
     washed = apply_wash_sales(
-        lots, disposals, events, crypto, settings.wash, month_end_rule=settings.month_end_rule, splits=splits, moves=moves,
+        lots, disposals, events, crypto, with_renames(settings.wash, events), month_end_rule=settings.month_end_rule,
+        splits=splits, moves=moves,
     )
     return Booked(washed.lots, washed.disposals, in_file_order(problems + washed.problems), in_file_order(errors), washed.washes)
+
+
+def with_renames(wash: WashSettings, events: pl.DataFrame) -> WashSettings:
+    """``wash`` with the symbols a rename joins (a transfer pair of two symbols: FB and META, a
+    ticker change) in one wash-sale group: they are one security, so a loss under the old name
+    is washed by a purchase under the new within 30 days. A renamed symbol already in a group
+    of taxlens.toml brings the other into it."""
+    paired = events.filter(pl.col("transfer_key").is_not_null())
+    if paired.height == 0:
+        return wash
+    renames = paired.group_by("transfer_key").agg(pl.col("symbol").unique().sort()).filter(pl.col("symbol").list.len() == 2)
+    if renames.height == 0:
+        return wash
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for symbol, name in wash.groups:  # a configured group: its members under one root
+        parent[find(symbol)] = find("\0" + name)
+    for a, b in renames.get_column("symbol").to_list():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # a configured group's root ("\0name") wins
+    members: dict[str, list[str]] = {}
+    for symbol in {*parent} - {x for x in parent if x.startswith("\0")}:
+        members.setdefault(find(symbol), []).append(symbol)
+    groups = []
+    for root, symbols in members.items():
+        if len(symbols) > 1 or root.startswith("\0"):
+            # A configured group keeps its name; a group the renames made is named by its symbols.
+            name = root[1:] if root.startswith("\0") else "=".join(sorted(symbols))
+            groups += [(symbol, name) for symbol in symbols]
+    # For the broker's view: the two names of a rename are one security.
+    renamed_symbols = {symbol for pair in renames.get_column("symbol").to_list() for symbol in pair}
+    security = {s: "=".join(sorted(x for x in renamed_symbols if find(x) == find(s))) for s in renamed_symbols}
+    return dataclasses.replace(wash, groups=tuple(sorted(groups)), renamed=tuple(sorted(security.items())))
 
 
 def in_file_order(problems: list[RowError]) -> list[RowError]:

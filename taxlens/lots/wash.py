@@ -86,6 +86,7 @@ class WashSettings:
     accounts: tuple[tuple[str, str, str], ...] = ()
     default_household: str = "self"
     groups: tuple[tuple[str, str], ...] = ()  # (symbol, group name)
+    renamed: tuple[tuple[str, str], ...] = ()  # (symbol, the name of its rename group): one security to a broker
 
 
 @dataclass
@@ -883,8 +884,14 @@ class _Pass:
             pl.when(~applies).then(pl.lit(INFO)).when(role == ADVANTAGED).then(pl.lit(PERMANENT)).otherwise(pl.lit(DEFERRED))
             .alias("status"),
         )
+        # A broker sees its own account's wash sales of one security: one symbol, or a rename's two.
+        renamed = dict(self.settings.renamed)
+
+        def security(column: str) -> pl.Expr:
+            return pl.col(column).replace_strict(renamed, default=pl.col(column), return_dtype=pl.String) if renamed else pl.col(column)
+
         return frame.with_columns(
-            ((pl.col("replacement_account") == pl.col("account")) & (pl.col("replacement_symbol") == pl.col("symbol"))
+            ((pl.col("replacement_account") == pl.col("account")) & (security("replacement_symbol") == security("symbol"))
              & (pl.col("status") != INFO)).alias("broker_reported")
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 

@@ -588,6 +588,29 @@ def test_a_replacement_used_before_its_move_is_not_used_again_after(book: Book, 
     """)
 
 
+def test_a_loss_under_the_old_ticker_is_washed_by_a_purchase_under_the_new(book: Book, tmp_path: Path) -> None:
+    """FB became META on 2022-06-09 (a transfer out of FB and in of as many META, one date):
+    one security, so selling FB at a loss on 06-01 and buying META on 06-20 is a wash sale.
+    S1: 10 × 180 = 1,800 − 3,000 (B1) = −1,200, all of it disallowed into B2 (10 META at
+    190 + 1,200 = 3,100), with B1's 92 days held (2022-03-01 → 06-01) tacked on: 2022-03-20.
+    The 5 FB (B3) left at the rename go on as META."""
+    load(book, tmp_path, """\
+        2022-03-01,Schwab,FB,buy,10,300,0,USD,equity,B1,
+        2022-04-01,Schwab,FB,buy,5,200,0,USD,equity,B3,
+        2022-06-01,Schwab,FB,sell,10,180,0,USD,equity,S1,
+        2022-06-09,Schwab,FB,transfer_out,5,0,0,USD,equity,T1,
+        2022-06-09,Schwab,META,transfer_in,5,0,0,USD,equity,T2,
+        2022-06-20,Schwab,META,buy,10,190,0,USD,equity,B2,
+    """)
+    assert table(book.gains(), SOLD) == rows("Schwab, 10, 2022-03-01, 2022-03-01, 2022-06-01, 1800, 3000, W, 1200, 0, short, B1")
+    assert table(book.washes(), "wash_group," + WASHES) == rows(
+        "FB=META, Schwab, S1, B1, 10, 1200, Schwab, B2, 92, deferred, True")  # one security: the broker sees it
+    assert table(book.lots(open_only=True), LOTS) == rows("""
+        Schwab, B3, 2022-04-01, 2022-04-01,  5, 1000, 1000,  5, 1000
+        Schwab, B2, 2022-06-20, 2022-03-20, 10, 1900, 3100, 10, 3100
+    """)
+
+
 # -- before a sale: what would wash it -----------------------------------------------------------------
 
 
