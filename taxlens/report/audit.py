@@ -239,46 +239,45 @@ def _fees(trades: pl.DataFrame) -> pl.DataFrame:
     ).select("trade_date", "account", "symbol", "action", "fee")
 
 
-def _basis_held(booked: Booked, end: dt.date, accounts: list[str] | None = None) -> pl.DataFrame:
-    """Cost basis held at the end of ``end`` per symbol (``symbol``, ``b``), in ``accounts`` (all
-    when None): bought so far minus the original basis of what was sold so far (wash
-    adjustments excluded). Lots and sales of unknown basis are left out."""
-    lots = booked.lots.filter(pl.col("cost_basis").is_not_null() & (pl.col("acquired") <= end))
-    sold = booked.disposals.filter(pl.col("cost_basis").is_not_null() & (pl.col("disposed") <= end))
+def _basis_changes(booked: Booked, accounts: list[str] | None = None) -> pl.DataFrame:
+    """What each lot and each sale did to the cost basis held (``date``, ``symbol``, ``b``), in
+    ``accounts`` (all when None): a lot adds its basis on its acquisition date, a sale takes off
+    the original basis of what it sold (wash adjustments excluded). Lots and sales of unknown
+    basis are left out."""
+    known = pl.col("cost_basis").is_not_null()
     if accounts is not None:
-        lots, sold = lots.filter(pl.col("account").is_in(accounts)), sold.filter(pl.col("account").is_in(accounts))
+        known &= pl.col("account").is_in(accounts)
     return pl.concat([
-        lots.select("symbol", pl.col("cost_basis").alias("b")),
-        sold.select("symbol", (-(pl.col("cost_basis") - pl.col("wash_basis"))).alias("b")),
-    ]).group_by("symbol").agg(pl.col("b").sum())
+        booked.lots.filter(known).select(pl.col("acquired").alias("date"), "symbol", pl.col("cost_basis").alias("b")),
+        booked.disposals.filter(known).select(pl.col("disposed").alias("date"), "symbol", (-(pl.col("cost_basis") - pl.col("wash_basis"))).alias("b")),
+    ])
+
+
+def _basis_held(booked: Booked, end: dt.date) -> pl.DataFrame:
+    """Cost basis held at the end of ``end`` per symbol (``symbol``, ``b``): the ``_basis_changes``
+    up to then."""
+    return _basis_changes(booked).filter(pl.col("date") <= end).group_by("symbol").agg(pl.col("b").sum())
 
 
 def _average_invested(booked: Booked, accounts: list[str], year: int) -> Decimal:
-    """Mean of the cost basis held (``_basis_held``) in ``accounts`` at each month end of ``year``.
+    """Mean of the cost basis held in ``accounts`` at each month end of ``year``.
 
-    One pass, not one per month end: each lot and sale counts from the first month end on or
-    after its date (those before the year from the first), so the basis held at month end k
-    is the running total of months 1..k."""
-    ends = [dt.date(year, m, 1) + dt.timedelta(days=32) for m in range(1, 13)]
-    ends = [dt.date(e.year, e.month, 1) - dt.timedelta(days=1) for e in ends]
-
-    def by_month(frame: pl.DataFrame, date: str, amount: pl.Expr) -> pl.DataFrame:
-        dated = pl.col(date)
-        month = pl.when(dated.dt.year() < year).then(pl.lit(1, pl.Int8)).otherwise(dated.dt.month().cast(pl.Int8))
-        return frame.filter(pl.col("cost_basis").is_not_null() & (dated <= ends[-1]) & pl.col("account").is_in(accounts)).select(
-            month.alias("month"), amount.alias("b"))
-
-    moves = pl.concat([
-        by_month(booked.lots, "acquired", pl.col("cost_basis")),
-        by_month(booked.disposals, "disposed", -(pl.col("cost_basis") - pl.col("wash_basis"))),
-    ]).group_by("month").agg(pl.col("b").sum())
+    One pass, not one per month end: each of the ``_basis_changes`` counts from the first month
+    end on or after its date (those before the year from the first), so the basis held at month
+    end k is the running total of months 1..k."""
+    date = pl.col("date")
+    month = pl.when(date.dt.year() < year).then(pl.lit(1, pl.Int8)).otherwise(date.dt.month().cast(pl.Int8))
+    moves = (
+        _basis_changes(booked, accounts).filter(date <= dt.date(year, 12, 31))
+        .group_by(month.alias("month")).agg(pl.col("b").sum())
+    )
     totals = dict(zip(moves.get_column("month").to_list(), moves.get_column("b").to_list(), strict=True))
     held, total = ZERO, ZERO
     with localcontext(Context(prec=60)):  # the running totals exactly; 28 digits is a billion at 18 places
-        for month in range(1, 13):
-            held += Decimal(totals.get(month) or 0)
+        for month_end in range(1, 13):
+            held += Decimal(totals.get(month_end) or 0)
             total += held
-    return total / len(ends)
+    return total / 12
 
 
 def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) -> dict[str, Decimal | int]:
