@@ -13,7 +13,6 @@ Column (b) is the wash-adjusted acquisition date when a holding period was tacke
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import polars as pl
 
@@ -78,16 +77,11 @@ def form8949(disposals: pl.DataFrame, crypto: frozenset[str]) -> pl.DataFrame:
     return frame.sort(["part", "box", "_sold", "description"], maintain_order=True).drop("_sold")
 
 
-def _money(value: str | Decimal) -> str:
-    """A TXF amount: two decimals with thousands separators (the spec's ``$1,000.00``)."""
-    return f"{Decimal(value):,.2f}"
-
-
 def _money_expr(column: str) -> pl.Expr:
-    """``_money`` of a column of amounts in ``form8949``'s text (an optional minus, digits, a
-    point and two decimals), as an expression: the integer digits get a comma every three
-    from the right (reversed, a comma after each full group of three, the trailing one
-    dropped, reversed back)."""
+    """A TXF amount (the spec's ``$1,000.00``: two decimals, thousands separators) of a column
+    of amounts in ``form8949``'s text (an optional minus, digits, a point and two decimals):
+    the integer digits get a comma every three from the right (reversed, a comma after each
+    full group of three, the trailing one dropped, reversed back)."""
     text = pl.col(column)
     point = text.str.find(".", literal=True)
     digits = text.str.slice(0, point).str.strip_chars_start("-")
