@@ -460,9 +460,7 @@ VALUED_TABLE_COLUMNS = [
 
 def _bad_prices(exc: RowErrors) -> click.ClickException:
     """Each bad row of a prices CSV on stderr, and the error that ends the command."""
-    err = _console(stderr=True)
-    for e in exc.errors:
-        err.print(str(e), markup=False)
+    _print_problems(exc.errors, _console(stderr=True))
     n = len(exc.errors)
     return click.ClickException(f"{exc.path}: {n} price row{'s' if n != 1 else ''} could not be read (listed above)")
 
@@ -513,7 +511,6 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
             listing.render(shown(frame), fmt, sys.stdout, out)
             disposals = select_gains(result.disposals, account=account, symbol=symbol)
             totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
-            disposals = disposals.select(WASH_SUMMARY_COLUMNS["disposals"])
         else:
             # A book of millions of trades: read back from the database a batch at a time; the
             # totals from the few columns they need.
