@@ -9,6 +9,12 @@ RSS from /usr/bin/time):
   taxlens   `python -m taxlens --db X ingest -q FILE`, then `... gains --format csv > /dev/null`
   baseline  the typical existing-tool shape: stdlib csv, Decimal, a deque of lots per position,
             FIFO, the same CSV columns to /dev/null (always FIFO, whatever --method says)
+  floor     DuckDB alone doing only the storage the contract asks for, with no booking and no
+            checks: process 1 applies taxlens' migrations and inserts the CSV into `trades`
+            (a 64-bit hash as identity, line numbers); process 2 inserts one lot per buy and one
+            disposal per sell, in taxlens' own tables, and COPYs the gains columns to stdout.
+            What taxlens cannot beat while it keeps every trade, lot and disposal in DuckDB
+            (--no-floor skips it)
 
 Not part of the test run; no assertions.
 
@@ -17,6 +23,7 @@ Not part of the test run; no assertions.
     python tests/bench/bench_book.py --sizes 100000 --method hifo
     python tests/bench/bench_book.py --no-wash            # booking alone, as the baseline does
     python tests/bench/bench_book.py --sizes 10000000 --no-baseline   # 2 minutes fewer a run
+    python tests/bench/bench_book.py --sizes 1000000 --no-baseline --no-wash --repeat 3  # the README's
 
 Past a million trades taxlens books a chunk of symbols at a time (TAXLENS_CHUNK_TRADES); the
 10M runs measure that path.
@@ -172,6 +179,46 @@ print(f"{rows} lot slices sold", file=sys.stderr)
 '''
 
 
+MIGRATIONS = Path(__file__).resolve().parents[2] / "taxlens" / "migrations"
+
+FLOOR_INGEST = r'''
+import sys, duckdb
+from pathlib import Path
+con = duckdb.connect(sys.argv[1])
+for sql in sorted(Path(sys.argv[3]).glob("*.sql")):
+    con.execute(sql.read_text())
+con.execute("BEGIN")
+con.execute(f"""
+INSERT INTO trades (trade_id, file_sha256, line, adapter, account, symbol, asset_class, action, ts, trade_date,
+                    quantity, price, fee, fee_currency, currency, amount, broker_trade_id, order_id, lot_id, note)
+SELECT hash(date, account, symbol, side, quantity, price, fee, trade_id)::UHUGEINT, 'sha', (row_number() OVER ())::INTEGER + 1,
+       'generic', account, symbol, asset_class, side, date::TIMESTAMPTZ, date::DATE, quantity, price, fee, currency, currency,
+       NULL, trade_id, NULL, lot_id, NULL
+FROM read_csv('{sys.argv[2]}', types={{'quantity': 'DECIMAL(38,18)', 'price': 'DECIMAL(38,18)', 'fee': 'DECIMAL(38,18)',
+                                     'date': 'VARCHAR', 'lot_id': 'VARCHAR'}})""")
+con.execute("COMMIT")
+con.close()
+'''
+
+FLOOR_GAINS = r'''
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+value = "(quantity::DECIMAL(38,6) * price::DECIMAL(38,2))"
+con.execute("BEGIN")
+con.execute(f"""INSERT INTO lots SELECT 'account', account, symbol, broker_trade_id, trade_date, trade_date, quantity,
+    {value} + fee, {value} + fee, quantity, {value} + fee, currency, line * 4, 'file.csv:' || line, {value} + fee
+    FROM trades WHERE action = 'buy'""")
+con.execute(f"""INSERT INTO disposals SELECT 'account', account, symbol, quantity, trade_date, trade_date, {value} - fee,
+    {value}, NULL, 0, -fee, 'short', 'fifo', broker_trade_id, broker_trade_id, currency, line * 4, 'file.csv:' || line,
+    line * 4, trade_date, 0 FROM trades WHERE action = 'sell'""")
+con.execute("COMMIT")
+con.execute("""COPY (SELECT account, symbol, quantity, acquired, disposed, round(proceeds, 2), round(cost_basis, 2),
+    adjustment_code, round(adjustment, 2), round(gain, 2), term, method, sell_trade_id, lot_id FROM disposals ORDER BY seq)
+    TO '/dev/stdout' (HEADER)""")
+con.close()
+'''
+
+
 def run(argv: list[str], cwd: str) -> tuple[float, float, str]:
     """Run argv as a process under /usr/bin/time (stdout to /dev/null): wall seconds, peak RSS
     in MB, its stderr. (Not getrusage: a child's ru_maxrss starts at the forking parent's size.)"""
@@ -192,14 +239,16 @@ def slices(stderr: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def bench(n: int, repeat: int, method: str, wash: bool = True, baseline: bool = True) -> None:
+def bench(n: int, repeat: int, method: str, wash: bool = True, baseline: bool = True, floor: bool = True) -> None:
     DATA.mkdir(exist_ok=True)
     csv_path = DATA / f"book_{n}.csv"
     if not csv_path.exists():
         t0 = time.perf_counter()
         generate(csv_path, n)
         print(f"generated {csv_path} ({csv_path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
-    paths = ["taxlens ingest", f"taxlens gains --method {method}", "taxlens ingest + gains", "baseline (FIFO)"][: 4 if baseline else 3]
+    paths = ["taxlens ingest", f"taxlens gains --method {method}", "taxlens ingest + gains"]
+    paths += ["baseline (FIFO)"] if baseline else []
+    paths += ["floor: ingest", "floor: gains", "floor: ingest + gains"] if floor else []
     walls: dict[str, list[float]] = {p: [] for p in paths}
     peaks: dict[str, float] = dict.fromkeys(paths, 0.0)
     counts: dict[str, int | None] = {}
@@ -216,21 +265,31 @@ def bench(n: int, repeat: int, method: str, wash: bool = True, baseline: bool = 
             w1, r1, ingest_err = run([py, "-m", "taxlens", "--db", db, "ingest", "-q", str(csv_path)], tmp)
             w2, r2, err = run([py, "-m", "taxlens", "--db", db, "gains", "--format", "csv", "--method", method], tmp)
             w3, r3, base_err = run([py, str(script), str(csv_path)], tmp) if baseline else (0.0, 0.0, "")
-            for path, wall, rss in zip(paths, (w1, w2, w1 + w2, w3), (r1, r2, max(r1, r2), r3), strict=False):
+            measured = [(w1, r1), (w2, r2), (w1 + w2, max(r1, r2))] + ([(w3, r3)] if baseline else [])
+            if floor:
+                for name, code in (("floor_ingest.py", FLOOR_INGEST), ("floor_gains.py", FLOOR_GAINS)):
+                    (Path(tmp) / name).write_text(code)
+                fdb = str(Path(tmp) / f"floor{i}.duckdb")
+                f1, q1, _ = run([py, "floor_ingest.py", fdb, str(csv_path), str(MIGRATIONS)], tmp)
+                f2, q2, _ = run([py, "floor_gains.py", fdb], tmp)
+                measured += [(f1, q1), (f2, q2), (f1 + f2, max(q1, q2))]
+            for path, (wall, rss) in zip(paths, measured, strict=True):
                 walls[path].append(wall)
                 peaks[path] = max(peaks[path], rss)
             counts = {"taxlens": slices(err), "baseline": slices(base_err)}
             problems = [line for line in (ingest_err + err).splitlines() if "lot slices sold" not in line]
-            for leftover in Path(tmp).glob(f"run{i}.duckdb*"):
+            for leftover in [*Path(tmp).glob(f"run{i}.duckdb*"), *Path(tmp).glob(f"floor{i}.duckdb*")]:
                 leftover.unlink()
     base = statistics.median(walls["baseline (FIFO)"]) if baseline else None
     print(f"\nN = {n:,} trades, method {method}, wash sales {'on' if wash else 'off'}, median of {repeat} (min-max), "
           f"{os.cpu_count()} cores, load average {load:.1f} at the start")
-    print(f"{'path':<30} {'seconds':>8} {'min-max':>13} {'peak RSS MB':>12} {'trades/s':>11} {'baseline/this':>14}")
-    for path in paths:
+    print(f"{'path':<30} {'seconds':>8} {'min-max':>13} {'peak RSS MB':>12} {'trades/s':>11} {'baseline/this':>14} {'this/floor':>11}")
+    for k, path in enumerate(paths):
         med = statistics.median(walls[path])
-        ratio = f"{base / med:14.2f}" if base is not None and path != "baseline (FIFO)" else f"{'':>14}"
-        print(f"{path:<30} {med:8.2f} {min(walls[path]):6.2f}-{max(walls[path]):<6.2f} {peaks[path]:12.0f} {n / med:11,.0f} {ratio}")
+        ratio = f"{base / med:14.2f}" if base is not None and k < 3 else f"{'':>14}"
+        # taxlens' three rows against the floor's three, in the same order
+        over = f"{med / statistics.median(walls[paths[-3 + k]]):11.2f}" if floor and k < 3 else ""
+        print(f"{path:<30} {med:8.2f} {min(walls[path]):6.2f}-{max(walls[path]):<6.2f} {peaks[path]:12.0f} {n / med:11,.0f} {ratio} {over}")
     print(f"disposal rows: taxlens {counts['taxlens']}, baseline {counts['baseline'] if baseline else '(not run)'}")
     if baseline and method != "fifo":
         print("baseline is FIFO (counts are not comparable)")
@@ -256,10 +315,11 @@ def main() -> None:
     parser.add_argument("--method", default="fifo", choices=["fifo", "lifo", "hifo", "taxmin"])
     parser.add_argument("--no-wash", action="store_true", help="book without the wash-sale pass ([wash_sales] apply = false)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain-Python loop (121 s at 10M)")
+    parser.add_argument("--no-floor", action="store_true", help="skip DuckDB's storage floor")
     args = parser.parse_args()
     compile_taxlens()
     for n in (int(s) for s in args.sizes.split(",")):
-        bench(n, args.repeat, args.method, wash=not args.no_wash, baseline=not args.no_baseline)
+        bench(n, args.repeat, args.method, wash=not args.no_wash, baseline=not args.no_baseline, floor=not args.no_floor)
 
 
 if __name__ == "__main__":
