@@ -37,11 +37,12 @@ from taxlens.lots.book import (
     load_selections,
     settings_from_config,
     wash_settings,
+    with_renames,
 )
 from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
-from taxlens.lots.events import Settings, event_ranks
+from taxlens.lots.events import Settings, event_ranks, events_from_trades
 from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA, bought_before
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
@@ -426,7 +427,12 @@ class Book:
         first, last = dates.min(), dates.max()
         assert isinstance(first, dt.date) and isinstance(last, dt.date)
         purchases = self.store.purchases(first - dt.timedelta(days=30), last)
-        return bought_before(lots, purchases, wash_settings(self.config), self.store.crypto_symbols())
+        # A renamed holding's two tickers are one security (book.with_renames): the renames are
+        # in the transfers alone, paired as booking pairs them.
+        transfers = self.store.trades_of(None, None, TRADE_COLUMNS, actions=("transfer_in", "transfer_out"))
+        events, _ = events_from_trades(transfers, settings_from_config(self.config, None))
+        wash = with_renames(wash_settings(self.config), events)
+        return bought_before(lots, purchases, wash, self.store.crypto_symbols())
 
     def washes(
         self, *, year: int | None = None, account: str | None = None, symbol: str | None = None,

@@ -485,11 +485,12 @@ class Store:
 
     def trades_of(
         self, symbols: Sequence[str] | None, fee_ids: Sequence[str] | None, columns: Sequence[str], through: dt.date | None = None,
+        *, actions: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """``columns`` of the stored trades of ``symbols`` (their sale fees aside) and of the
         sale fees ``fee_ids``, in booking order (``BOOK_ORDER``): one chunk of a booking; with
-        ``symbols`` None, every trade (a booking in one piece). With ``through``, only trades
-        with a tax date up to it.
+        ``symbols`` None, every trade (a booking in one piece), or, with ``actions``, every
+        trade of those actions. With ``through``, only trades with a tax date up to it.
 
         Read from the tables, as ``_TRADE_LIST`` spells the view's columns, with the 128-bit
         trade_id as two integers to sort by: through the view, ordering by its 32 hex digits
@@ -497,7 +498,9 @@ class Store:
         joins = "FROM trades t JOIN files f ON f.sha256 = t.file_sha256 LEFT JOIN accounts a ON a.account = t.account"
         listed = ", ".join(f"{_TRADE_LIST.get(c, 't.' + c)} AS {c}" for c in columns)
         selected = f"SELECT {listed}, {_TRADE_ID_HALVES} {joins} WHERE {_through(through)}"
-        if symbols is None:
+        if symbols is None and actions is not None:
+            frame = self._frame(f"{selected} AND list_contains($actions, t.action)", {"actions": list(actions), **_dated(through)})
+        elif symbols is None:
             frame = self._frame(selected, _dated(through))
         else:
             # Two selects, not one WHERE with an OR: DuckDB then filters the symbols as the

@@ -728,6 +728,32 @@ def test_cli_open_lots_valued_at_the_last_close(run, tmp_path: Path) -> None:  #
     assert bad.stderr.splitlines() == ["bad.csv:2: close 'abc' is not a number", "Error: bad.csv: 1 price row could not be read (listed above)"]
 
 
+def test_cli_open_lots_count_purchases_under_a_renamed_ticker(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """FB became META on 2022-06-09. A purchase of FB before the change washes a loss sale of
+    META after it, as a purchase of META would: one security under two tickers.
+
+    | lot | open      | basis | close (2022-06-30) | bought in 2022-05-31..2022-06-30 |
+    | B1  | 10 META   | 3,000 | 160                | 4 (B2, as FB on 06-02)           |
+    | B2  |  4 META   |   800 | 160                | 0 (its own purchase)             |
+    B1 and B2 were bought as FB and renamed with the holding. Without the rename in the
+    window, B1 would count nothing: no META was bought in those 30 days.
+    """
+    write(tmp_path, "t.csv", HEADER + textwrap.dedent("""
+        2022-03-01,Schwab,FB,buy,10,300,0,USD,equity,B1,
+        2022-06-02,Schwab,FB,buy,4,200,0,USD,equity,B2,
+        2022-06-09,Schwab,FB,transfer_out,14,0,0,USD,equity,T1,
+        2022-06-09,Schwab,META,transfer_in,14,0,0,USD,equity,T2,
+    """).lstrip("\n"))
+    write(tmp_path, "closes.csv", "date,symbol,close\n2022-06-30,META,160\n")
+    assert run("ingest", "t.csv").exit_code == 0
+    lots = run("lots", "--open", "--prices", "closes.csv", "--as-of", "2022-06-30", "--format", "csv")
+    assert lots.exit_code == 0, lots.output
+    assert [line.split(",")[1:3] + line.split(",")[-3:] for line in lots.stdout.splitlines()[1:]] == [
+        ["META", "B1", "-1400.00", "short", "4"],
+        ["META", "B2", "-160.00", "short", "0"],
+    ]
+
+
 def test_cli_gains_fails_when_a_specific_lot_cannot_be_honoured(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """An unhonoured specific-ID selection makes `taxlens gains` exit 1, naming the sale."""
     write(tmp_path, "t.csv", HEADER + "2025-01-02,Alpaca,VTI,buy,2,100,0,USD,etf,B1,\n2025-02-03,Alpaca,VTI,sell,1,110,0,USD,etf,S1,NOPE\n")
