@@ -38,7 +38,7 @@ from taxlens.store import DEFAULT_DB, ENV_DB
 
 FORMAT_OPTION = click.option(
     "--format", "fmt", type=click.Choice(listing.FORMATS), default="table", show_default=True,
-    help="Output format.",
+    help="Output format: a table for the terminal (long ids cut to fit), or csv or json, whole.",
 )
 
 

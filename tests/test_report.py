@@ -516,3 +516,18 @@ def test_reconcile_names_bad_rows_and_unknown_layouts(run, tmp_path: Path) -> No
     write(tmp_path, "other.csv", "a,b\n1,2\n")
     result = run("reconcile", "other.csv")
     assert result.exit_code == 1 and "other.csv:1: not a realized gain/loss layout taxlens knows" in result.stderr
+
+
+def test_table_cuts_long_ids_to_one_line_and_csv_keeps_them_whole() -> None:
+    """On a terminal a row is a line: a 57-character Alpaca id is cut to 20 with an ellipsis,
+    where wrapping it made each row 7 lines tall. Amounts are never cut; CSV keeps the id."""
+    long_id = "20251231141933356::9509796c-e7a4-44e4-96fd-799f5cf99afd"
+    frame = pl.DataFrame({"symbol": ["VTI"], "proceeds": [Decimal("934.28")], "sell_trade_id": [long_id]})
+    console = Console(width=60, record=True)
+    console.print(listing.table(frame))
+    lines = console.export_text().splitlines()
+    assert len(lines) == 3  # header, rule, the row
+    assert "934.28" in lines[2] and "20251231141933356::…" in lines[2]
+    out = io.StringIO()
+    listing.write_csv(frame, out)
+    assert long_id in out.getvalue()

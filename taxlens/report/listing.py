@@ -179,15 +179,25 @@ def write_json(frame: pl.DataFrame, out: TextIO) -> None:
     out.write("\n")
 
 
+#: Columns of ids: cut short on a terminal, never wrapped.
+IDS = frozenset({"id", "trade_id", "sell_trade_id", "lot_id", "replacement_lot_id", "order_id"})
+ID_WIDTH = 20
+
+
 def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | None = None) -> Table:
-    """A rich Table of the frame; numeric columns right-aligned."""
+    """A rich Table of the frame; numeric columns right-aligned, ids (``IDS``) cut to fit."""
     numeric = {
         name for name, dtype in frame.schema.items()
         if dtype.is_numeric() or isinstance(dtype, pl.Decimal)
     } | (right or set()) | (MONEY & set(frame.columns))
     t = Table(title=title, show_edge=False, header_style="bold")
     for name in frame.columns:
-        t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
+        if name in IDS:
+            # A source's own ids run to 40 characters (Alpaca's, a UUID after a timestamp): on a
+            # terminal they are cut to fit, a row to a line; the CSV and JSON keep them whole.
+            t.add_column(name, overflow="ellipsis", no_wrap=True, max_width=ID_WIDTH)
+        else:
+            t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
     for row in as_text(frame).iter_rows():
         t.add_row(*(v or "" for v in row))
     return t
