@@ -54,7 +54,7 @@ from taxlens.lots.frames import (
     WASH_SCHEMA,
 )
 from taxlens.lots.holding import anniversary
-from taxlens.money import SCALE, div_units
+from taxlens.money import SCALE, cents, div_units, plain
 
 # The compiled core (taxlens/lots/_washcore.c, built by setup.py): optional, see apply_wash_sales.
 _washcore, _WASHCORE_ERROR = cores.load("_washcore")
@@ -395,7 +395,7 @@ class _Pass:
         self.d = d = d.sort("_i")
         self.lt = lt
         self.marks = marks or []
-        self.move_problems: list[RowError] = []
+        self.carried_out: dict[str, list[int]] = {}  # a transfer's source: [shares, deferred loss] it took away, in units
         # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
         # in (group, date, seq) order: a window never reaches into another group.
         cand = lt.with_row_index("_k").filter("_cand")
@@ -574,8 +574,9 @@ class _Pass:
             if lo < hi:
                 carried.append((lo - start, hi - start, adj if (lo, hi) == (s, e) else _part(adj, e - s, lo - s, hi - s), tack))
         if carried and to < 0:
-            self.move_problems.append(RowError.at(source, "a transfer moved shares carrying wash-sale adjustments to an account "
-                                                          "taxlens does not follow: their deferred loss goes with them; check it by hand"))
+            away = self.carried_out.setdefault(source, [0, 0])  # a transfer out may take pieces of several lots
+            away[0] += sum(hi - lo for lo, hi, _, _ in carried)
+            away[1] += sum(adj for _, _, adj, _ in carried)
         elif carried:
             kept = self.segs[to]
             self.segs[to] = carried if kept is None else kept + carried
@@ -896,8 +897,15 @@ class _Pass:
         ).select(list(WASH_SCHEMA)).cast(WASH_SCHEMA)  # type: ignore[arg-type]
 
     def carry_problems(self) -> list[RowError]:
-        """Where the pass could not follow adjusted shares through a transfer."""
-        return list(self.move_problems)
+        """Where the pass could not follow adjusted shares through a transfer: how many, and
+        the deferred loss they took along, to the cent."""
+        return [
+            RowError.at(source, f"a transfer moved {plain(Decimal(shares).scaleb(-SCALE))} shares carrying "
+                                f"{cents(Decimal(loss).scaleb(-SCALE))} of losses deferred by wash sales to an account taxlens "
+                                "does not follow: the loss goes with them, into their basis there (add it by hand); "
+                                "taxlens' \"still deferred\" keeps counting it")
+            for source, (shares, loss) in self.carried_out.items()
+        ]
 
 
 _ROW, _SPLIT_ROW, _MATCH = 4, 8, 6  # fields per record of _Pass.rows, _Pass.split_rows and _Pass.w

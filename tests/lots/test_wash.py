@@ -500,7 +500,9 @@ def test_shares_moved_before_a_split_carry_their_loss_through_both(book: Book, t
 
 def test_adjusted_shares_that_leave_the_accounts_are_flagged(book: Book, tmp_path: Path) -> None:
     """A transfer out with no transfer in takes the shares (and the loss deferred in them) out of
-    what taxlens follows: it says so at the transfer's line, besides the unpaired transfer."""
+    what taxlens follows: it says so at the transfer's line, besides the unpaired transfer, with
+    the amount to carry over by hand. S1 sells B1 (5,000) for 4,000: the 1,000 loss is deferred
+    into B2's 100 shares, which T1 then takes away."""
     path = load(book, tmp_path, """\
         2024-01-02,Alpaca,X,buy,100,50.00,0,USD,equity,B1,
         2024-01-05,Alpaca,X,buy,100,45.00,0,USD,equity,B2,
@@ -508,8 +510,9 @@ def test_adjusted_shares_that_leave_the_accounts_are_flagged(book: Book, tmp_pat
         2024-03-01,Alpaca,X,transfer_out,100,0,0,USD,equity,T1,
     """)
     assert [str(p) for p in book.booked().problems if "wash" in str(p)] == [
-        f"{path}:5: a transfer moved shares carrying wash-sale adjustments to an account taxlens does not follow: "
-        "their deferred loss goes with them; check it by hand"
+        f"{path}:5: a transfer moved 100 shares carrying 1000.00 of losses deferred by wash sales to an account taxlens "
+        'does not follow: the loss goes with them, into their basis there (add it by hand); taxlens\' "still deferred" '
+        "keeps counting it"
     ]
 
 

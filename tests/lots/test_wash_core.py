@@ -14,6 +14,7 @@ quantity scale) it hands the run to the Python pass: the results are the same ei
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import polars as pl
@@ -108,12 +109,13 @@ def histories(draw: st.DrawFn, *, decimals: st.SearchStrategy[int] | None = None
             rows.append({**base, "kind": SPLIT_IN, "quantity": q})
             have += q
         else:  # the position's lots moved to another account by one event (their rows share its seq)
-            to = draw(st.sampled_from([a for a in ("A", "B", "IRA") if a != account]))
+            to = draw(st.sampled_from([*(a for a in ("A", "B", "IRA") if a != account), None]))
             transfers += 1
-            key = f"K{transfers}"
+            key = f"K{transfers}" if to is not None else None  # None: to an account taxlens does not follow
             rows.append({**base, "kind": TRANSFER_OUT, "quantity": have, "transfer_key": key})
-            rows.append({**base, "scope": to, "account": to, "kind": TRANSFER_IN, "quantity": have, "transfer_key": key})
-            held[(to, symbol)] = held.get((to, symbol), 0) + have
+            if to is not None:
+                rows.append({**base, "scope": to, "account": to, "kind": TRANSFER_IN, "quantity": have, "transfer_key": key})
+                held[(to, symbol)] = held.get((to, symbol), 0) + have
             have = 0
         held[(account, symbol)] = have
     households = draw(st.sampled_from((("self", "self"), ("self", "self"), ("self", "spouse"))))
@@ -192,10 +194,15 @@ def test_the_pass_follows_splits_and_transfers_and_keeps_every_deferred_dollar(h
     tiled = washed.lots.group_by(key).agg(pl.col("quantity").sum()).join(booked.lots.select(*key, "quantity"), on=key, suffix="_lot")
     assert tiled.height == booked.lots.height
     assert (tiled["quantity"] == tiled["quantity_lot"]).all()
-    if not washed.problems and booked.lots["cost_basis"].null_count() == 0:
+    carried = [re.search(r"carrying (-?[\d.]+) of losses", str(p)) for p in washed.problems]
+    if all(carried) and booked.lots["cost_basis"].null_count() == 0:
         deferred = washed.washes.filter(pl.col("status") == "deferred")["disallowed"].sum()
         open_part = (washed.lots["open_adjusted_basis"] - washed.lots["open_basis"]).sum()
-        assert (deferred or 0) == (washed.disposals["wash_basis"].sum() or 0) + (open_part or 0)
+        kept = (deferred or 0) - (washed.disposals["wash_basis"].sum() or 0) - (open_part or 0)
+        # What left with shares for somewhere unfollowed is reported to the cent, once per transfer.
+        away = sum((Decimal(m.group(1)) for m in carried if m), Decimal(0))
+        event(f"deferred loss carried away: {'some' if away else 'none'}")
+        assert abs(kept - away) <= Decimal("0.005") * len(carried)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
