@@ -43,6 +43,7 @@ from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings, event_ranks, events_from_trades
+from taxlens.lots.frames import CARRIED_SCHEMA
 from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA, bought_before
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
@@ -339,7 +340,7 @@ class Book:
                     errors += result.errors
                     if stored is not None:
                         stored.result()
-                    stored = pool.submit(writer.add, result.lots, result.disposals, result.washes)
+                    stored = pool.submit(writer.add, result.lots, result.disposals, result.washes, result.carried)
                     del result
                 if stored is not None:
                     stored.result()
@@ -361,7 +362,9 @@ class Book:
         with self.store.memory_limit(DUCKDB_SORTING):
             year_disposals, year_washes = (pl.concat(list(self.store.booked_batches(t, year=year))) for t in ("disposals", "washes"))
         narrow = {table: self.store.booked_columns(table, list(names)) for table, names in columns.items()}
-        return Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"]), year_disposals, year_washes
+        booked = Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"],
+                        carried=self.store.load_carried().select(list(CARRIED_SCHEMA)))
+        return booked, year_disposals, year_washes
 
     def _chunks_booked(self, settings: Settings, chosen: Selections | None, through: dt.date | None = None) -> Generator[Booked]:
         """The booking of the stored trades (those with a tax date up to ``through``, when
@@ -393,7 +396,7 @@ class Book:
             lots, disposals, washes, problems, errors = self.store.load_book()
             return Booked(
                 lots.select(list(WASHED_LOT_SCHEMA)), disposals.select(list(WASHED_DISPOSAL_SCHEMA)),
-                problems, errors, washes,
+                problems, errors, washes, carried=self.store.load_carried().select(list(CARRIED_SCHEMA)),
             )
         self._stage("reading trades")
         loaded = [self.store.trades_of(None, None, TRADE_COLUMNS)]
@@ -488,7 +491,8 @@ class _Saving:
 
         def run() -> None:
             try:
-                store.save_book(key, result.lots, result.disposals, result.washes, result.problems, result.errors, con=cursor)
+                store.save_book(key, result.lots, result.disposals, result.washes, result.problems, result.errors, con=cursor,
+                                carried=result.carried)
             except BaseException as exc:  # handed to the caller by wait()
                 self.error = exc
             finally:

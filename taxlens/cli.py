@@ -510,7 +510,8 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
             frame = select_gains(washes, year=year, account=account, symbol=symbol)
             listing.render(shown(frame), fmt, sys.stdout, out)
             disposals = select_gains(result.disposals, account=account, symbol=symbol)
-            totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year)
+            totals = wash_summary(select_gains(washes, account=account, symbol=symbol), disposals, year,
+                                  select_gains(result.carried, account=account, symbol=symbol))
         else:
             # A book of millions of trades: read back from the database a batch at a time; the
             # totals from the few columns they need.
@@ -529,6 +530,7 @@ def wash(ctx: click.Context, year: int | None, account: str | None, symbol: str 
             totals = wash_summary(
                 book.store.booked_columns("washes", WASH_SUMMARY_COLUMNS["washes"], account=account, symbol=symbol),
                 disposals, year,
+                book.store.booked_columns("carried_out", WASH_SUMMARY_COLUMNS["carried_out"], account=account, symbol=symbol),
             )
     target = out if fmt == "table" else err
     target.print(listing.wash_summary_line(totals, year, disposals), markup=False)

@@ -138,13 +138,16 @@ class BookWriter:
         self.problems: list[RowError] = []  # booked but flagged
         self.errors: list[RowError] = []  # specific-ID selections that could not be honoured
 
-    def add(self, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame) -> None:
-        """Append lots, disposals and washes (each in seq order within itself). In parts,
-        each part is a transaction of its own: DuckDB keeps what a transaction adds in memory
-        until it commits."""
+    def add(self, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame, carried: pl.DataFrame | None = None) -> None:
+        """Append lots, disposals, washes and deferred losses carried out of sight (each in
+        seq order within itself). In parts, each part is a transaction of its own: DuckDB keeps
+        what a transaction adds in memory until it commits."""
         if self.prefix:
             self.con.execute("BEGIN TRANSACTION")
-        for table, frame in (("lots", lots), ("disposals", disposals), ("washes", washes)):
+        frames = [("lots", lots), ("disposals", disposals), ("washes", washes)]
+        if carried is not None and carried.height:
+            frames.append(("carried_out", carried))
+        for table, frame in frames:
             # As Arrow string views, polars' own layout: registering the frame itself copies
             # every text into a plain Arrow string first (a tenth of the insert).
             self.con.register("incoming", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
@@ -620,15 +623,17 @@ class Store:
     def save_book(
         self, key: str, lots: pl.DataFrame, disposals: pl.DataFrame, washes: pl.DataFrame,
         problems: list[RowError], errors: list[RowError], *, con: duckdb.DuckDBPyConnection | None = None,
+        carried: pl.DataFrame | None = None,
     ) -> None:
-        """Replace the stored lots, disposals, washes, problems and errors with a new booking,
-        in one transaction, on ``con`` (the store's connection, or a cursor of it)."""
+        """Replace the stored lots, disposals, washes, deferred losses carried out of sight,
+        problems and errors with a new booking, in one transaction, on ``con`` (the store's
+        connection, or a cursor of it)."""
         with self.book_writer(key, con=con) as writer:
-            writer.add(lots, disposals, washes)
+            writer.add(lots, disposals, washes, carried)
             writer.problems, writer.errors = problems, errors
 
     #: The tables a booking fills (``book_problems`` and ``book_state`` besides).
-    BOOK_TABLES = ("lots", "disposals", "washes")
+    BOOK_TABLES = ("lots", "disposals", "washes", "carried_out")
 
     @contextlib.contextmanager
     def book_writer(self, key: str, *, con: duckdb.DuckDBPyConnection | None = None, parts: bool = False) -> Iterator[BookWriter]:
@@ -698,9 +703,14 @@ class Store:
         )
 
     def load_book(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, list[RowError], list[RowError]]:
-        """The stored lots (by seq), disposals (by sale, then slice), washes, problems and errors."""
+        """The stored lots (by seq), disposals (by sale, then slice), washes, problems and errors
+        (the deferred losses carried out of sight: ``load_carried``)."""
         lots, disposals, washes = (self._in_seq_order(table) for table in ("lots", "disposals", "washes"))
         return lots, disposals, washes, *self.load_book_problems()
+
+    def load_carried(self) -> pl.DataFrame:
+        """The stored booking's deferred losses carried out of sight (CARRIED_SCHEMA), by seq."""
+        return self._in_seq_order("carried_out")
 
     def load_book_problems(self) -> tuple[list[RowError], list[RowError]]:
         """The stored booking's problems and errors, each in the order found."""

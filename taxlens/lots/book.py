@@ -28,7 +28,7 @@ from taxlens.money import D, NotANumber, fits
 
 #: Part of the stored booking's key: bump it whenever booking rules change, so a database booked
 #: by an earlier taxlens is booked again rather than served stale.
-BOOK_REVISION = 12
+BOOK_REVISION = 13
 
 
 def settings_from_config(config: Config, method: str | None = None) -> Settings:
@@ -105,7 +105,8 @@ def book(trades: pl.DataFrame, settings: Settings, selections: Selections | None
         lots, disposals, events, crypto, with_renames(settings.wash, events), month_end_rule=settings.month_end_rule,
         splits=splits, moves=moves,
     )
-    return Booked(washed.lots, washed.disposals, in_file_order(problems + washed.problems), in_file_order(errors), washed.washes)
+    return Booked(washed.lots, washed.disposals, in_file_order(problems + washed.problems), in_file_order(errors), washed.washes,
+                  carried=washed.carried)
 
 
 def with_renames(wash: WashSettings, events: pl.DataFrame) -> WashSettings:

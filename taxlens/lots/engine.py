@@ -41,6 +41,7 @@ import polars as pl
 from taxlens.errors import RowError
 from taxlens.lots.frames import (
     ACQUIRE,
+    CARRIED_SCHEMA,
     DISPOSAL_SCHEMA,
     DISPOSE,
     EVENT_SCHEMA,
@@ -171,6 +172,7 @@ class Booked:
     washes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WASH_SCHEMA))  # wash-sale matches
     splits: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SPLIT_SCHEMA))  # lots splits resized
     moves: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MOVE_SCHEMA))  # lots transfers moved
+    carried: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CARRIED_SCHEMA))  # deferred losses gone out of sight
 
 
 class _Loop:

@@ -138,3 +138,18 @@ WASH_SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),
     "source": pl.String(),
 }
+
+#: Losses deferred by wash sales that left with their shares for an account taxlens does not
+#: follow (a transfer out with no transfer in): one row per transfer and lot, the shares that
+#: carried adjustments and the loss deferred in them. They stay in those shares' basis there,
+#: out of sight: ``still_deferred`` stops counting them from ``date`` on.
+CARRIED_SCHEMA: dict[str, pl.DataType] = {
+    "account": pl.String(),
+    "symbol": pl.String(),
+    "lot_id": pl.String(),
+    "date": pl.Date(),
+    "quantity": DECIMAL,
+    "amount": DECIMAL,
+    "seq": pl.Int64(),
+    "source": pl.String(),
+}

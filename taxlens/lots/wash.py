@@ -49,8 +49,10 @@ from taxlens.ingest.frame import DECIMAL
 from taxlens.lots import cores
 from taxlens.lots.frames import (
     ACQUIRE,
+    CARRIED_SCHEMA,
     DISPOSAL_SCHEMA,
     LOT_SCHEMA,
+    TRANSFER_OUT,
     WASH_SCHEMA,
 )
 from taxlens.lots.holding import anniversary
@@ -97,6 +99,7 @@ class Washed:
     problems: list[RowError] = field(default_factory=list)
     core: str = "none"  # the pass that ran: "compiled", "python", or "none" (nothing to wash)
     fallback: str | None = None  # why the compiled core was asked for but the Python pass ran
+    carried: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CARRIED_SCHEMA))  # losses gone out of sight
 
 
 def _part(total: int, whole: int, start: int, end: int, one: int = _UNIT) -> int:
@@ -193,7 +196,7 @@ def apply_wash_sales(
         marked = _marked_groups(marks, lt)
         plain, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked] + arrivals
         parts = [(groups, follow) for groups, follow in ((plain, False), (followed, True)) if groups]
-    lots_parts, slice_parts, wash_parts, problems = [], [], [], []
+    lots_parts, slice_parts, wash_parts, problems, carried = [], [], [], [], []
     ran: set[str] = set()
     fallback = None
     with _gc_paused():
@@ -212,6 +215,7 @@ def apply_wash_sales(
             else:
                 ran.add("compiled")
             problems += run.carry_problems()
+            carried.append(run.carried_frame())
             if len(parts) == 1:  # the usual case: each frame built at once, its pieces freed
                 lots, slices = _replaced(base_lots, [run.lot_pieces(base_lots, out.ranges)]), _replaced(base_disposals, [run.slice_pieces(out)])
                 washes = run.washes_frame(base_lots, out.matches)
@@ -229,8 +233,17 @@ def apply_wash_sales(
             lots, slices, washes, problems,
             "python" if ran == {"python"} else "compiled" if ran == {"compiled"} else "compiled+python",
             fallback if "python" in ran else None,
+            _dated(pl.concat(carried), events),
         )
     return washed
+
+
+def _dated(carried: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``carried`` (``_Pass.carried_frame``) with each transfer's tax date, in seq order."""
+    if carried.height == 0:
+        return pl.DataFrame(schema=CARRIED_SCHEMA)
+    dates = events.filter(pl.col("kind") == TRANSFER_OUT).select("seq", "date")
+    return carried.join(dates, on="seq", how="left").sort("seq", maintain_order=True).select(list(CARRIED_SCHEMA)).cast(CARRIED_SCHEMA)  # type: ignore[arg-type]
 
 
 def _arrival_groups(marks: list[_Mark], lt: pl.DataFrame, busy: list[int]) -> list[int]:
@@ -395,7 +408,8 @@ class _Pass:
         self.d = d = d.sort("_i")
         self.lt = lt
         self.marks = marks or []
-        self.carried_out: dict[str, list[int]] = {}  # a transfer's source: [shares, deferred loss] it took away, in units
+        # (transfer seq, lot row) -> [shares, deferred loss, source] a transfer out of sight took away, in units
+        self.carried_out: dict[tuple[int, int], list[Any]] = {}
         # Acquisitions of every (household, group) on one axis, group g's day x at g·_SPAN + x,
         # in (group, date, seq) order: a window never reaches into another group.
         cand = lt.with_row_index("_k").filter("_cand")
@@ -552,10 +566,10 @@ class _Pass:
         if mark[1] == _SPLIT:
             self._resize(*mark[2:])
         else:
-            self._move(*mark[2:])
+            self._move(mark[0], *mark[2:])
 
-    def _move(self, k: int, start: int, m: int, to: int, source: str) -> None:
-        """Shares ``[start, start + m)`` of lot ``k`` moved by a transfer to lot ``to`` (-1: a
+    def _move(self, seq: int, k: int, start: int, m: int, to: int, source: str) -> None:
+        """Shares ``[start, start + m)`` of lot ``k`` moved by transfer ``seq`` to lot ``to`` (-1: a
         lot the pass does not see, or none): they leave ``k`` as a sale would; the deferred loss
         on them, cut as a slice would cut it, goes with them to ``to``'s shares ``[0, m)`` with
         its tacked days, and so does what is left of them to hand out as replacements. Where it
@@ -574,7 +588,7 @@ class _Pass:
             if lo < hi:
                 carried.append((lo - start, hi - start, adj if (lo, hi) == (s, e) else _part(adj, e - s, lo - s, hi - s), tack))
         if carried and to < 0:
-            away = self.carried_out.setdefault(source, [0, 0])  # a transfer out may take pieces of several lots
+            away = self.carried_out.setdefault((seq, k), [0, 0, source])
             away[0] += sum(hi - lo for lo, hi, _, _ in carried)
             away[1] += sum(adj for _, _, adj, _ in carried)
         elif carried:
@@ -898,14 +912,30 @@ class _Pass:
 
     def carry_problems(self) -> list[RowError]:
         """Where the pass could not follow adjusted shares through a transfer: how many, and
-        the deferred loss they took along, to the cent."""
+        the deferred loss they took along, to the cent (a transfer's lots together)."""
+        per_transfer: dict[str, list[int]] = {}
+        for shares, loss, source in self.carried_out.values():
+            total = per_transfer.setdefault(source, [0, 0])
+            total[0] += shares
+            total[1] += loss
         return [
             RowError.at(source, f"a transfer moved {plain(Decimal(shares).scaleb(-SCALE))} shares carrying "
                                 f"{cents(Decimal(loss).scaleb(-SCALE))} of losses deferred by wash sales to an account taxlens "
-                                "does not follow: the loss goes with them, into their basis there (add it by hand); "
-                                "taxlens' \"still deferred\" keeps counting it")
-            for source, (shares, loss) in self.carried_out.items()
+                                "does not follow: the loss goes with them, into their basis there (add it by hand)")
+            for source, (shares, loss) in per_transfer.items()
         ]
+
+    def carried_frame(self) -> pl.DataFrame:
+        """``carried_out`` as rows of CARRIED_SCHEMA but ``date`` (the caller has the events)."""
+        keys = list(self.carried_out)
+        rows = pl.Series([k for _, k in keys], dtype=pl.UInt32)
+        return pl.DataFrame([
+            self.lt["account"].gather(rows), self.lt["symbol"].gather(rows), self.lt["lot_id"].gather(rows),
+            _decimals([v[0] for v in self.carried_out.values()]).alias("quantity"),
+            _decimals([v[1] for v in self.carried_out.values()]).alias("amount"),
+            pl.Series("seq", [seq for seq, _ in keys], dtype=pl.Int64),
+            pl.Series("source", [v[2] for v in self.carried_out.values()], dtype=pl.String),
+        ])
 
 
 _ROW, _SPLIT_ROW, _MATCH = 4, 8, 6  # fields per record of _Pass.rows, _Pass.split_rows and _Pass.w
@@ -1225,16 +1255,22 @@ def bought_before(lots: pl.DataFrame, purchases: pl.DataFrame, settings: WashSet
     return counted.to_series().alias("bought_last_30_days")
 
 
-WASH_SUMMARY_COLUMNS = {"washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment")}
+WASH_SUMMARY_COLUMNS = {
+    "washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment"),
+    "carried_out": ("date", "amount"),
+}
 
 
-def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None) -> dict[str, Decimal | int]:
+def wash_summary(
+    washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None = None, carried: pl.DataFrame | None = None,
+) -> dict[str, Decimal | int]:
     """Totals of the wash sales of loss sales in ``year`` (every year when None): disallowed
     (deferred + permanent), deferred into replacement lots, permanently lost to tax-advantaged
     purchases, the part the brokers' 1099-B would not show (another account, another symbol of
-    the group, or an IRA purchase), crypto matches listed only as information, and the
-    deferred losses still sitting in open lots at the end of the year (every deferral up to
-    then, less what later sales of the replacement shares released)."""
+    the group, or an IRA purchase), crypto matches listed only as information, the deferred
+    losses that left with shares for accounts taxlens does not follow by the end of the year
+    (``carried``, CARRIED_SCHEMA), and those still sitting in open lots then (every deferral up
+    to then, less what later sales of the replacement shares released and what left)."""
     washes_all = washes
     if year is not None:
         washes = washes.filter(pl.col("disposed").dt.year() == year)
@@ -1255,13 +1291,17 @@ def wash_summary(washes: pl.DataFrame, disposals: pl.DataFrame, year: int | None
         "info": total(amount, status == INFO),
     }
     last = dt.date(year, 12, 31) if year is not None else dt.date.max
-    out["still_deferred"] = still_deferred(washes_all, disposals, last)
+    gone = carried if carried is not None else pl.DataFrame(schema=CARRIED_SCHEMA)
+    out["carried_out"] = Decimal(gone.filter(pl.col("date") <= last).select(pl.col("amount").sum()).item() or 0)
+    out["still_deferred"] = still_deferred(washes_all, disposals, last, gone)
     return out
 
 
-def still_deferred(washes: pl.DataFrame, disposals: pl.DataFrame, through: dt.date) -> Decimal:
+def still_deferred(washes: pl.DataFrame, disposals: pl.DataFrame, through: dt.date, carried: pl.DataFrame | None = None) -> Decimal:
     """Losses deferred by wash sales up to ``through`` that are still in the basis of shares
-    open then: deferred so far, less the deferred basis of replacement shares sold so far."""
+    open then: deferred so far, less the deferred basis of replacement shares sold so far, and
+    less what shares moved out of sight took along so far (``carried``, CARRIED_SCHEMA)."""
     deferred = washes.filter((pl.col("status") == DEFERRED) & (pl.col("disposed") <= through)).select(pl.col("disallowed").sum()).item()
     released = disposals.filter(pl.col("disposed") <= through).select(pl.col("wash_basis").sum()).item()
-    return Decimal(deferred or 0) - Decimal(released or 0)
+    gone = carried.filter(pl.col("date") <= through).select(pl.col("amount").sum()).item() if carried is not None else None
+    return Decimal(deferred or 0) - Decimal(released or 0) - Decimal(gone or 0)

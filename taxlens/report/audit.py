@@ -198,7 +198,7 @@ def build_audit(
         busiest_weeks=busiest, bursts=bursts, trades=trade_rows.height, taxable_events=events.height,
         reinvestments=in_year.filter(pl.col("action") == "reinvest").height, fees=fees_total,
         invested=invested, proceeds=proceeds, gains=gains,
-        wash=wash_summary(booked.washes, booked.disposals, year),
+        wash=wash_summary(booked.washes, booked.disposals, year, booked.carried),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
         holding=_holding(disposals), tax=tax, profile=profile, crypto=crypto_symbols(trades), symbols=symbols, baselines=baselines, checks=checks,
         disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
