@@ -75,7 +75,8 @@ def terminal(a: Audit, console: Console) -> None:
     head.add_row("Trades", str(a.trades), f"{a.taxable_events} taxable events, {a.reinvestments} reinvestments")
     head.add_row("Realized gain", money(short + long), f"short-term {money(short)}, long-term {money(long)}")
     head.add_row("Wash sales disallowed", money(a.wash["disallowed"]),
-                 f"{money(a.wash['permanent'])} lost for good (IRA buys); {money(a.wash['not_on_1099'])} not on any 1099-B")
+                 f"{money(a.wash['permanent'])} lost for good (IRA buys); {money(a.wash['not_on_1099'])} not on any 1099-B; "
+                 f"{money(a.wash['still_deferred'])} still deferred in holdings at the end of {a.year}")
     if a.turnover is not None:
         head.add_row("Turnover", f"{a.turnover:.1f}x", "sales / average invested")
     head.add_row("Sold just short of long-term", money(a.near_long_term["gain"]),
