@@ -348,19 +348,24 @@ class Book:
         finally:
             cursor.close()
 
-    def audit_booking(self, year: int, columns: dict[str, tuple[str, ...]]) -> tuple[Booked, pl.DataFrame, pl.DataFrame] | None:
+    def audit_booking(
+        self, year: int, columns: dict[str, tuple[str, ...]], wash_rows: int,
+    ) -> tuple[Booked, pl.DataFrame, pl.DataFrame] | None:
         """For a book booked in chunks (see ``in_batches``): the stored booking with only
-        ``columns`` of each table (``lots``, ``disposals``, ``washes``) and its problems, and
-        ``year``'s disposals and washes whole, in the booking's order: what an audit of a
-        long history needs, without every column of every year in memory. Books and stores it
-        first unless the stored booking is current. None for a smaller book, and for a
-        read-only one not booked yet."""
+        ``columns`` of each table (``lots``, ``disposals``, ``washes``) and its problems,
+        ``year``'s disposals whole and its first ``wash_rows`` washes, in the booking's order:
+        what an audit of a long history needs (it shows that many washes), without every column
+        of every year in memory. Books and stores it first unless the stored booking is current.
+        None for a smaller book, and for a read-only one not booked yet."""
         flagged = self._stored_in_chunks(None)
         if flagged is None:
             return None
         problems, errors = flagged
         with self.store.memory_limit(DUCKDB_SORTING):
-            year_disposals, year_washes = (pl.concat(list(self.store.booked_batches(t, year=year))) for t in ("disposals", "washes"))
+            year_disposals = pl.concat(list(self.store.booked_batches("disposals", year=year)))
+            # The first window of seq values holds at least wash_rows rows (or all the year's).
+            with closing(self.store.booked_batches("washes", year=year, rows=max(wash_rows, 1))) as batches:
+                year_washes = next(batches).head(wash_rows)
         narrow = {table: self.store.booked_columns(table, list(names)) for table, names in columns.items()}
         booked = Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"],
                         carried=self.store.load_carried().select(list(CARRIED_SCHEMA)))

@@ -599,7 +599,7 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     if chosen not in years:
         raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
     # A long history's booking is read narrow but for the audited year (its tables are shown).
-    parts = book.audit_booking(chosen, AUDIT_BOOKING_COLUMNS)
+    parts = book.audit_booking(chosen, AUDIT_BOOKING_COLUMNS, render.HTML_ROWS)
     booked, year_disposals, year_washes = parts if parts is not None else (book.booked(), None, None)
     try:
         return build_audit(trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes), booked

@@ -12,7 +12,7 @@ import datetime as dt
 import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -520,7 +520,7 @@ class Store:
     def booked_batches(
         self, table: str, *, year: int | None = None, account: str | None = None, symbol: str | None = None,
         open_only: bool = False, rows: int = 250_000,
-    ) -> Iterator[pl.DataFrame]:
+    ) -> Generator[pl.DataFrame]:
         """A stored booking table (lots, disposals, washes) in (seq, row) order, about ``rows``
         at a time: a listing of millions of rows without holding them all. Filtered by account
         and symbol, by ``year`` (of the sale: disposals and washes), and to lots still open.

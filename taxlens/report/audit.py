@@ -69,7 +69,8 @@ class Audit:
     baselines: pl.DataFrame  # scenario, tax, fees, total
     checks: list[Check]
     disposals: pl.DataFrame  # the year's disposal slices in taxable accounts
-    washes: pl.DataFrame  # the year's wash matches
+    washes: pl.DataFrame  # the year's wash matches, in booking order: all, or the first of a long history's
+    wash_count: int  # how many wash matches the year has (``washes`` may hold only the first)
     cumulative: pl.DataFrame  # date, short, long: running realized gain through the year
     busy_week: int = 100  # the burst threshold the checks used
     notes: list[str] = field(default_factory=list)
@@ -108,9 +109,10 @@ def build_audit(
 ) -> Audit:
     """The audit of ``year`` from the stored ``trades`` (trade_list columns, or at least
     ``AUDIT_TRADE_COLUMNS``, in any order) and the ``booked`` lots, disposals and washes
-    (with wash sales applied). With ``year_disposals`` and ``year_washes`` (every column, in
-    the booking's order; at least those of the year), ``booked``'s frames need only
-    ``AUDIT_BOOKING_COLUMNS``."""
+    (with wash sales applied). With ``year_disposals`` (every column, in the booking's order; at
+    least those of the year), ``booked``'s frames need only ``AUDIT_BOOKING_COLUMNS``; with
+    ``year_washes``, the washes to show (every column, in the booking's order: the year's
+    first, say; those of other years are left out)."""
     types = {name: a.type.value for name, a in config.accounts.items()}
     taxable_accounts = _taxable(trades, booked, config)
     in_year = trades.filter(pl.col("trade_date").dt.year() == year)
@@ -127,6 +129,7 @@ def build_audit(
         ["proceeds", "cost_basis", "adjustment"], gain="gain",
     )
     washes_year = (booked.washes if year_washes is None else year_washes).filter(pl.col("disposed").dt.year() == year)
+    wash_count = booked.washes.filter(pl.col("disposed").dt.year() == year).height
 
     fee_rows = _fees(in_year)
     events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
@@ -201,7 +204,7 @@ def build_audit(
         wash=wash_summary(booked.washes, booked.disposals, year, booked.carried),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
         holding=_holding(disposals), tax=tax, profile=profile, crypto=crypto_symbols(trades), symbols=symbols, baselines=baselines, checks=checks,
-        disposals=disposals, washes=washes_year, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
+        disposals=disposals, washes=washes_year, wash_count=wash_count, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
     )
 
 

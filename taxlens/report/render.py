@@ -187,10 +187,11 @@ def wash_rows(washes: pl.DataFrame) -> Markup:
 HTML_ROWS = 5_000
 
 
-def html(a: Audit, *, rows: int = HTML_ROWS) -> str:
+def html(a: Audit, *, rows: int | None = None) -> str:
     """The self-contained report: inline CSS and SVG charts, no script, no network fetch;
     every value escaped (jinja2 autoescape). The disposals and wash-sale tables list their
-    first ``rows`` rows (by date sold), saying so when there are more."""
+    first ``rows`` rows (``HTML_ROWS`` by default; by date sold), saying so when there are more."""
+    rows = HTML_ROWS if rows is None else rows
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from taxlens.report import charts

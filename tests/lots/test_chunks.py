@@ -268,6 +268,19 @@ def test_the_audit_of_a_book_in_chunks_is_the_audit_of_the_whole(tmp_path: Path,
     assert len(outputs[0][2]) == 5 and b"<tr>" in outputs[0][2][next(n for n in outputs[0][2] if n.endswith(".html"))]
 
 
+def test_the_audit_of_a_book_in_chunks_loads_only_the_washes_it_shows(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A long history's audit reads only the first washes of the year its HTML lists (here 1,
+    of 2 in 2024), yet counts them all, as the audit of the whole book does."""
+    from taxlens.report import render
+
+    monkeypatch.setattr(render, "HTML_ROWS", 1)
+    outputs = []
+    for db, _ in whole_then_chunked(tmp_path, run, monkeypatch, "audit", "--year", "2024", "--out", "{db}-out"):
+        outputs.append((tmp_path / f"{db}-out" / "report-2024.html").read_text())
+    assert outputs[0] == outputs[1]
+    assert "<h2>Wash sales (2)</h2>" in outputs[0] and "The first 1 of 2, by date sold." in outputs[0]
+
+
 def test_a_read_only_book_lists_a_stored_booking_in_batches(tmp_path: Path) -> None:
     """Booked in chunks and stored, a large book opened read-only (as by another process) is
     still read back a batch at a time; not yet booked, it is booked whole in memory."""
