@@ -349,14 +349,15 @@ class Book:
             cursor.close()
 
     def audit_booking(
-        self, year: int, columns: dict[str, tuple[str, ...]], wash_rows: int,
+        self, year: int, totals: dict[str, tuple[tuple[str, ...], tuple[str, ...]]], wash_rows: int,
     ) -> tuple[Booked, pl.DataFrame, pl.DataFrame] | None:
-        """For a book booked in chunks (see ``in_batches``): the stored booking with only
-        ``columns`` of each table (``lots``, ``disposals``, ``washes``) and its problems,
-        ``year``'s disposals whole and its first ``wash_rows`` washes, in the booking's order:
-        what an audit of a long history needs (it shows that many washes), without every column
-        of every year in memory. Books and stores it first unless the stored booking is current.
-        None for a smaller book, and for a read-only one not booked yet."""
+        """For a book booked in chunks (see ``in_batches``): the stored booking as ``totals``
+        (per table, ``lots``, ``disposals`` and ``washes``: the columns to group by and those to
+        add up, ``Store.booked_totals``) with its problems and deferred losses carried out of
+        sight, ``year``'s disposals whole and its first ``wash_rows`` washes, in the booking's
+        order: what an audit of a long history needs (it shows that many washes), without every
+        row of every year in memory. Books and stores it first unless the stored booking is
+        current. None for a smaller book, and for a read-only one not booked yet."""
         flagged = self._stored_in_chunks(None)
         if flagged is None:
             return None
@@ -366,7 +367,7 @@ class Book:
             # The first window of seq values holds at least wash_rows rows (or all the year's).
             with closing(self.store.booked_batches("washes", year=year, rows=max(wash_rows, 1))) as batches:
                 year_washes = next(batches).head(wash_rows)
-        narrow = {table: self.store.booked_columns(table, list(names)) for table, names in columns.items()}
+        narrow = {table: self.store.booked_totals(table, keys, sums) for table, (keys, sums) in totals.items()}
         booked = Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"],
                         carried=self.store.load_carried().select(list(CARRIED_SCHEMA)))
         return booked, year_disposals, year_washes

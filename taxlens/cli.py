@@ -31,7 +31,7 @@ from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
 from taxlens.report import forms, holdings, listing, render
-from taxlens.report.audit import AUDIT_BOOKING_COLUMNS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
+from taxlens.report.audit import AUDIT_BOOKING_TOTALS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
 from taxlens.report.reconcile import reconcile as reconcile_frames
 from taxlens.store import DEFAULT_DB, ENV_DB
@@ -591,7 +591,7 @@ def _write_outputs(files: dict[Path, str], force: bool) -> None:
 
 def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     """The audit of ``year`` (default: the latest year with trades) over the stored book."""
-    trades = book.trades(columns=AUDIT_TRADE_COLUMNS)
+    trades = book.store.trade_columns(AUDIT_TRADE_COLUMNS)
     if trades.height == 0:
         raise click.ClickException("no trades in the database yet (run `taxlens ingest` or `taxlens audit FILES`)")
     years = audit_years(trades)
@@ -599,7 +599,7 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     if chosen not in years:
         raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
     # A long history's booking is read narrow but for the audited year (its tables are shown).
-    parts = book.audit_booking(chosen, AUDIT_BOOKING_COLUMNS, render.HTML_ROWS)
+    parts = book.audit_booking(chosen, AUDIT_BOOKING_TOTALS, render.HTML_ROWS)
     booked, year_disposals, year_washes = parts if parts is not None else (book.booked(), None, None)
     try:
         return build_audit(trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes), booked

@@ -1255,6 +1255,12 @@ def bought_before(lots: pl.DataFrame, purchases: pl.DataFrame, settings: WashSet
     return counted.to_series().alias("bought_last_30_days")
 
 
+def matches(washes: pl.DataFrame) -> int:
+    """How many wash matches ``washes`` holds: its rows, or, for totals (``Store.booked_totals``),
+    the matches they count (``n``)."""
+    return int(washes.get_column("n").sum()) if "n" in washes.columns else washes.height
+
+
 WASH_SUMMARY_COLUMNS = {
     "washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment"),
     "carried_out": ("date", "amount"),
@@ -1283,7 +1289,7 @@ def wash_summary(
     amount = pl.col("disallowed")
     applied = status != INFO
     out: dict[str, Decimal | int] = {
-        "washes": washes.filter(applied).height,
+        "washes": matches(washes.filter(applied)),
         "disallowed": total(amount, applied),
         "deferred": total(amount, status == DEFERRED),
         "permanent": total(amount, status == PERMANENT),

@@ -25,7 +25,7 @@ import polars as pl
 from taxlens.config import Config
 from taxlens.lots.book import crypto_symbols, summary
 from taxlens.lots.engine import Booked
-from taxlens.lots.wash import wash_summary
+from taxlens.lots.wash import matches, wash_summary
 from taxlens.report.listing import round_money
 from taxlens.tax.federal import Estimate, Profile, estimate
 
@@ -89,17 +89,20 @@ def audit_years(trades: pl.DataFrame) -> list[int]:
     return sorted(trades.get_column("trade_date").dt.year().unique().to_list())
 
 
-#: The ``trade_list`` columns ``build_audit`` reads: a large book's trades load in a fraction
-#: of the memory all of them take.
+#: The trade columns ``build_audit`` reads (in any order of rows; ``trades`` table columns, so
+#: ``Store.trade_columns`` reads them unsorted): a large book's trades load in a fraction of the
+#: memory all of them take.
 AUDIT_TRADE_COLUMNS = ("trade_date", "account", "symbol", "asset_class", "action", "fee", "fee_currency", "currency", "note")
 
 
-#: The columns of a booking ``build_audit`` reads beyond the audited year's disposals and
-#: washes (which it shows whole): a large book's other years load in a fraction of the memory.
-AUDIT_BOOKING_COLUMNS = {
-    "lots": ("account", "symbol", "acquired", "cost_basis"),
-    "disposals": ("account", "symbol", "disposed", "cost_basis", "wash_basis"),
-    "washes": ("disposed", "status", "disallowed", "broker_reported"),
+#: What ``build_audit`` reads of a booking beyond the audited year's disposals and the washes it
+#: shows: per table, the columns it groups by and those it adds up. A large book's booking is
+#: read as those totals (``Store.booked_totals``, with a count ``n``): at 10M trades, 38M rows
+#: become a few hundred thousand.
+AUDIT_BOOKING_TOTALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "lots": (("account", "symbol", "acquired"), ("cost_basis",)),
+    "disposals": (("account", "symbol", "disposed"), ("cost_basis", "wash_basis")),
+    "washes": (("disposed", "status", "broker_reported"), ("disallowed",)),
 }
 
 
@@ -110,7 +113,7 @@ def build_audit(
     """The audit of ``year`` from the stored ``trades`` (trade_list columns, or at least
     ``AUDIT_TRADE_COLUMNS``, in any order) and the ``booked`` lots, disposals and washes
     (with wash sales applied). With ``year_disposals`` (every column, in the booking's order; at
-    least those of the year), ``booked``'s frames need only ``AUDIT_BOOKING_COLUMNS``; with
+    least those of the year), ``booked``'s frames may be ``AUDIT_BOOKING_TOTALS``; with
     ``year_washes``, the washes to show (every column, in the booking's order: the year's
     first, say; those of other years are left out)."""
     types = {name: a.type.value for name, a in config.accounts.items()}
@@ -129,7 +132,7 @@ def build_audit(
         ["proceeds", "cost_basis", "adjustment"], gain="gain",
     )
     washes_year = (booked.washes if year_washes is None else year_washes).filter(pl.col("disposed").dt.year() == year)
-    wash_count = booked.washes.filter(pl.col("disposed").dt.year() == year).height
+    wash_count = matches(booked.washes.filter(pl.col("disposed").dt.year() == year))
 
     fee_rows = _fees(in_year)
     events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
