@@ -883,3 +883,30 @@ def test_pooled_crypto_lots_before_2025_are_handed_to_the_accounts_on_2025_01_01
         Coinbase, 2024-02-12, 2025-02-04, 91000, 45000, 46000, short, C2
     """)
     assert book.booked().problems == []
+
+
+def test_booked_totals_add_up_known_amounts_apart_from_unknown_ones(tmp_path: Path) -> None:
+    """``Store.booked_totals`` (how the audit of a long history reads the booking): one row per
+    account, symbol and date, the count of lots beside; a lot of unknown basis (T1, a transfer
+    in from nowhere) is totalled apart, as null, never as zero nor added to the known ones.
+
+    | account | symbol | acquired   | cost_basis          | n |
+    | A       | VTI    | 2025-01-02 | 1,250 + 102 = 1,352 | 2 |
+    | A       | VTI    | 2025-01-02 | unknown             | 1 |
+    | A       | VTI    | 2025-02-03 | 240                 | 1 |
+    """
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config()) as book:
+        load(book, tmp_path, """\
+            2025-01-02,A,VTI,buy,5,250,0,USD,etf,B1,
+            2025-01-02,A,VTI,buy,1,101,1,USD,etf,B2,
+            2025-01-02,A,VTI,transfer_in,3,0,0,USD,etf,T1,
+            2025-02-03,A,VTI,buy,1,240,0,USD,etf,B3,
+        """)
+        book.booked()
+    with taxlens.open_book(tmp_path / "t.duckdb", taxlens.Config(), read_only=True) as book:  # the booking stored
+        totals = book.store.booked_totals("lots", ["account", "symbol", "acquired"], ["cost_basis"])
+    assert sorted(totals.rows(), key=str) == [
+        ("A", "VTI", dt.date(2025, 1, 2), Decimal(1352), 2),
+        ("A", "VTI", dt.date(2025, 1, 2), None, 1),
+        ("A", "VTI", dt.date(2025, 2, 3), Decimal(240), 1),
+    ]
