@@ -591,18 +591,22 @@ def _write_outputs(files: dict[Path, str], force: bool) -> None:
 
 def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
     """The audit of ``year`` (default: the latest year with trades) over the stored book."""
-    trades = book.store.trade_columns(AUDIT_TRADE_COLUMNS)
-    if trades.height == 0:
+    years = book.store.trade_years()
+    if not years:
         raise click.ClickException("no trades in the database yet (run `taxlens ingest` or `taxlens audit FILES`)")
-    years = audit_years(trades)
     chosen = year if year is not None else years[-1]
     if chosen not in years:
         raise click.ClickException(f"no trades in {chosen} (the data covers {', '.join(map(str, years))})")
-    # A long history's booking is read narrow but for the audited year (its tables are shown).
+    # Of the trades, only the year's rows and what the audit reads of them; of a long history's
+    # booking, the year's disposals and the washes shown, and totals of the rest.
+    trades = book.store.trade_columns(AUDIT_TRADE_COLUMNS, year=chosen)
     parts = book.audit_booking(chosen, AUDIT_BOOKING_TOTALS, render.HTML_ROWS)
     booked, year_disposals, year_washes = parts if parts is not None else (book.booked(), None, None)
     try:
-        return build_audit(trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes), booked
+        return build_audit(
+            trades, booked, book.config, chosen, year_disposals=year_disposals, year_washes=year_washes,
+            account_names=book.store.trade_accounts(), crypto=book.store.crypto_symbols(),
+        ), booked
     except TaxlensError as exc:
         raise click.ClickException(str(exc)) from exc
 

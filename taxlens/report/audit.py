@@ -109,21 +109,25 @@ AUDIT_BOOKING_TOTALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def build_audit(
     trades: pl.DataFrame, booked: Booked, config: Config, year: int, *,
     year_disposals: pl.DataFrame | None = None, year_washes: pl.DataFrame | None = None,
+    account_names: list[str] | None = None, crypto: frozenset[str] | None = None,
 ) -> Audit:
     """The audit of ``year`` from the stored ``trades`` (trade_list columns, or at least
-    ``AUDIT_TRADE_COLUMNS``, in any order) and the ``booked`` lots, disposals and washes
-    (with wash sales applied). With ``year_disposals`` (every column, in the booking's order; at
-    least those of the year), ``booked``'s frames may be ``AUDIT_BOOKING_TOTALS``; with
-    ``year_washes``, the washes to show (every column, in the booking's order: the year's
-    first, say; those of other years are left out)."""
+    ``AUDIT_TRADE_COLUMNS``, in any order; those of the year at least) and the ``booked`` lots,
+    disposals and washes (with wash sales applied). With ``year_disposals`` (every column, in
+    the booking's order; at least those of the year), ``booked``'s frames may be
+    ``AUDIT_BOOKING_TOTALS``; with ``year_washes``, the washes to show (every column, in the
+    booking's order: the year's first, say; those of other years are left out).
+    ``account_names`` and ``crypto``: every account with trades, and the symbols that are
+    digital assets, when ``trades`` holds only some years (taken from ``trades`` otherwise)."""
     types = {name: a.type.value for name, a in config.accounts.items()}
-    taxable_accounts = _taxable(trades, booked, config)
+    names = trades.get_column("account").unique().to_list() if account_names is None else account_names
+    taxable_accounts = _taxable(names, booked, config)
     in_year = trades.filter(pl.col("trade_date").dt.year() == year)
     if in_year.height == 0:
         raise ValueError(f"no trades in {year}")
     through = in_year.get_column("trade_date").max()
     assert isinstance(through, dt.date)
-    trade_rows = in_year.filter(pl.col("action").is_in(TRADES))
+    trade_rows = in_year.select("trade_date", "account", "action").filter(pl.col("action").is_in(TRADES))  # counted only
     shown = booked.disposals if year_disposals is None else year_disposals
     # In cents row by row, as Form 8949 is filled (gain from the rounded figures), so that every
     # total here, and the tax on them, is the total of the form8949 file written beside it.
@@ -135,7 +139,9 @@ def build_audit(
     wash_count = matches(booked.washes.filter(pl.col("disposed").dt.year() == year))
 
     fee_rows = _fees(in_year)
-    events = disposals.group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
+    # Each pass over the year's disposals first narrows them to the columns it reads: a filter or
+    # a group_by over all 21 columns copies them all (1.5 GB at 10M trades).
+    events = disposals.select("seq", "disposed", "account").group_by("seq").agg(pl.col("disposed").first().alias("date"), pl.col("account").first())
 
     def per(period: str, trunc: str) -> pl.DataFrame:
         t = trade_rows.group_by(pl.col("trade_date").dt.truncate(trunc).alias(period)).agg(pl.len().alias("trades"))
@@ -154,7 +160,8 @@ def build_audit(
     # gains add to the year's bill, taken in order (so netting within the year is respected).
     profile = tax_profile(config, year)
     months = [dt.date(year, m, 1) for m in range(1, 13)]
-    realized = disposals.filter(pl.col("gain").is_not_null()).with_columns(pl.col("disposed").dt.truncate("1mo").alias("month"))
+    realized = disposals.select("disposed", "term", "gain").filter(pl.col("gain").is_not_null()).with_columns(
+        pl.col("disposed").dt.truncate("1mo").alias("month"))
     fees_by_month = fee_rows.group_by(pl.col("trade_date").dt.truncate("1mo").alias("month")).agg(pl.col("fee").sum())
     running_short, running_long, before = ZERO, ZERO, ZERO
     month_rows = []
@@ -206,7 +213,7 @@ def build_audit(
         invested=invested, proceeds=proceeds, gains=gains,
         wash=wash_summary(booked.washes, booked.disposals, year, booked.carried),
         near_long_term=_near_long_term(disposals, cfg.near_long_term_days, config.lots.holding_period_month_end),
-        holding=_holding(disposals), tax=tax, profile=profile, crypto=crypto_symbols(trades), symbols=symbols, baselines=baselines, checks=checks,
+        holding=_holding(disposals), tax=tax, profile=profile, crypto=crypto_symbols(trades) if crypto is None else crypto, symbols=symbols, baselines=baselines, checks=checks,
         disposals=disposals, washes=washes_year, wash_count=wash_count, cumulative=_cumulative(disposals), busy_week=cfg.busy_week,
     )
 
@@ -231,8 +238,8 @@ def tax_profile(config: Config, year: int) -> Profile:
     )
 
 
-def _taxable(trades: pl.DataFrame, booked: Booked, config: Config) -> list[str]:
-    names = set(trades.get_column("account").unique().to_list()) | set(booked.disposals.get_column("account").unique().to_list())
+def _taxable(accounts: list[str], booked: Booked, config: Config) -> list[str]:
+    names = set(accounts) | set(booked.disposals.get_column("account").unique().to_list())
     return sorted(n for n in names if config.account(n).type.value == "taxable")
 
 
@@ -290,7 +297,7 @@ def _near_long_term(disposals: pl.DataFrame, days: int, month_end_rule: bool) ->
     """Short-term gains realized within ``days`` of the shares turning long-term."""
     from taxlens.lots.holding import anniversary_expr
 
-    rows = disposals.filter((pl.col("term") == "short") & (pl.col("gain") > 0)).select("adjusted_acquired", "disposed", "gain")
+    rows = disposals.select("adjusted_acquired", "disposed", "term", "gain").filter((pl.col("term") == "short") & (pl.col("gain") > 0))
     turns = anniversary_expr(pl.col("adjusted_acquired"), month_end_rule=month_end_rule, dates=rows.get_column("adjusted_acquired"))
     near = rows.filter((turns - pl.col("disposed")).dt.total_days() < days)
     gain = near.get_column("gain").sum() if near.height else None
@@ -302,7 +309,7 @@ BUCKETS = ((7, "up to a week"), (30, "8-30 days"), (90, "31-90 days"), (182, "3-
 
 def _holding(disposals: pl.DataFrame) -> pl.DataFrame:
     """How long what was sold had been held (by its adjusted acquisition date)."""
-    held = disposals.filter(pl.col("adjusted_acquired").is_not_null()).with_columns(
+    held = disposals.select("adjusted_acquired", "disposed", "proceeds", "gain").filter(pl.col("adjusted_acquired").is_not_null()).with_columns(
         (pl.col("disposed") - pl.col("adjusted_acquired")).dt.total_days().alias("days")
     )
     rows = []
@@ -317,7 +324,7 @@ def _holding(disposals: pl.DataFrame) -> pl.DataFrame:
 def _symbols(disposals: pl.DataFrame, fees: pl.DataFrame, profile: Profile, tax: Estimate) -> pl.DataFrame:
     """Per symbol: realized gain, the tax it causes (the year's tax minus the tax without that
     symbol's gains), fees; costliest first."""
-    known = disposals.filter(pl.col("gain").is_not_null())
+    known = disposals.select("symbol", "term", "gain").filter(pl.col("gain").is_not_null())
     short_all, long_all = tax.short, tax.long
     gain = pl.col("gain")
     sums = known.group_by("symbol").agg(gain.filter(pl.col("term") == "short").sum().alias("s"), gain.filter(pl.col("term") == "long").sum().alias("l"))
@@ -341,7 +348,7 @@ def _accounts(in_year: pl.DataFrame, trade_rows: pl.DataFrame, events: pl.DataFr
 
     trades, taxable_events = per_account(trade_rows, pl.len()), per_account(events, pl.len())
     paid = per_account(fees, pl.col("fee").sum())
-    realized = per_account(disposals.filter(pl.col("gain").is_not_null()), pl.col("gain").sum())
+    realized = per_account(disposals.select("account", "gain").filter(pl.col("gain").is_not_null()), pl.col("gain").sum())
     rows = [{
         "account": name, "type": types.get(name, "taxable"), "trades": trades.get(name, 0),
         "taxable_events": taxable_events.get(name, 0), "fees": Decimal(paid.get(name) or 0),  # type: ignore[arg-type]
@@ -353,7 +360,7 @@ def _accounts(in_year: pl.DataFrame, trade_rows: pl.DataFrame, events: pl.DataFr
 
 def _cumulative(disposals: pl.DataFrame) -> pl.DataFrame:
     """Realized gain through the year, by date: running short- and long-term totals."""
-    known = disposals.filter(pl.col("gain").is_not_null())
+    known = disposals.select("disposed", "term", "gain").filter(pl.col("gain").is_not_null())
     daily = (
         known.group_by("disposed")
         .agg(
