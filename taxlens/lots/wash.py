@@ -194,8 +194,8 @@ def apply_wash_sales(
         parts = [(busy + arrivals, True)]
     else:
         marked = _marked_groups(marks, lt)
-        plain, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked] + arrivals
-        parts = [(groups, follow) for groups, follow in ((plain, False), (followed, True)) if groups]
+        unmarked, followed = [g for g in busy if g not in marked], [g for g in busy if g in marked] + arrivals
+        parts = [(groups, follow) for groups, follow in ((unmarked, False), (followed, True)) if groups]
     lots_parts, slice_parts, wash_parts, problems, carried = [], [], [], [], []
     ran: set[str] = set()
     fallback = None
