@@ -920,8 +920,9 @@ class _Pass:
             total[1] += loss
         return [
             RowError.at(source, f"a transfer moved {plain(Decimal(shares).scaleb(-SCALE))} shares carrying "
-                                f"{cents(Decimal(loss).scaleb(-SCALE))} of losses deferred by wash sales to an account taxlens "
-                                "does not follow: the loss goes with them, into their basis there (add it by hand)")
+                                f"{cents(Decimal(loss).scaleb(-SCALE))} of losses deferred by wash sales where taxlens does not "
+                                "follow them (an account not in the data, or outside the wash-sale scope): the loss goes with "
+                                "them, into their basis there (add it by hand)")
             for source, (shares, loss) in per_transfer.items()
         ]
 
@@ -1274,7 +1275,7 @@ def wash_summary(
     (deferred + permanent), deferred into replacement lots, permanently lost to tax-advantaged
     purchases, the part the brokers' 1099-B would not show (another account, another symbol of
     the group, or an IRA purchase), crypto matches listed only as information, the deferred
-    losses that left with shares for accounts taxlens does not follow by the end of the year
+    losses that left with shares for where taxlens does not follow them by the end of the year
     (``carried``, CARRIED_SCHEMA), and those still sitting in open lots then (every deferral up
     to then, less what later sales of the replacement shares released and what left)."""
     washes_all = washes

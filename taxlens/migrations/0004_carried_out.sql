@@ -1,4 +1,4 @@
--- Deferred wash-sale losses that left with shares for an account taxlens does not follow:
+-- Deferred wash-sale losses that left with shares for where taxlens does not follow them:
 -- "still deferred" no longer counts them. Derived data: emptied here so the next command
 -- books again (and fills the new table).
 

@@ -270,7 +270,7 @@ def wash_summary_line(totals: dict[str, Decimal | int], year: int | None, dispos
         f"still deferred in open lots at {'the end of ' + str(year) if year is not None else 'the end'} {c['still_deferred']}"
     )
     if c.get("carried_out"):
-        line += f" (gone with shares moved to accounts taxlens does not follow: {c['carried_out']})"
+        line += f" (gone with shares moved where taxlens does not follow them: {c['carried_out']})"
     if c["info"]:
         line += f"; crypto (rule not applied, information only) {c['info']}"
     if disposals is not None:

@@ -510,8 +510,9 @@ def test_adjusted_shares_that_leave_the_accounts_are_flagged(book: Book, tmp_pat
         2024-03-01,Alpaca,X,transfer_out,100,0,0,USD,equity,T1,
     """)
     assert [str(p) for p in book.booked().problems if "wash" in str(p)] == [
-        f"{path}:5: a transfer moved 100 shares carrying 1000.00 of losses deferred by wash sales to an account taxlens "
-        "does not follow: the loss goes with them, into their basis there (add it by hand)"
+        f"{path}:5: a transfer moved 100 shares carrying 1000.00 of losses deferred by wash sales "
+        "where taxlens does not follow them (an account not in the data, or outside the wash-sale scope): the loss goes "
+        "with them, into their basis there (add it by hand)"
     ]
 
 
@@ -533,8 +534,8 @@ def test_a_deferred_loss_that_left_is_no_longer_still_deferred(run, tmp_path: Pa
     end_2024 = run("wash", "--year", "2024")
     assert "still deferred in open lots at the end of 2024 1000.00\n" in end_2024.stdout
     end_2025 = run("wash", "--year", "2025")
-    assert "still deferred in open lots at the end of 2025 0.00 (gone with shares moved to accounts taxlens does not " \
-           "follow: 1000.00)" in end_2025.stdout
+    assert "still deferred in open lots at the end of 2025 0.00 (gone with shares moved where taxlens does not follow " \
+           "them: 1000.00)" in end_2025.stdout
     assert "t.csv:5: a transfer moved 100 shares carrying 1000.00 of losses deferred by wash sales" in end_2025.stderr
 
 
