@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import TextIO
 
 import click
 import polars as pl
@@ -555,18 +556,19 @@ MANIFEST = ".taxlens-written"  # in each folder taxlens writes reports to: name 
 FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite files that taxlens did not write.")
 
 
-def _write_outputs(files: Mapping[Path, str | Callable[[], str]], force: bool) -> None:
+def _write_outputs(files: Mapping[Path, str | Callable[[TextIO], None]], force: bool) -> None:
     """Write report files, refusing (unless ``force``) to replace one taxlens did not write or
-    that was changed since: each folder keeps a manifest of what taxlens wrote there. A file's
-    text may be a function that makes it: called once every file may be written, each file
-    written (and its text let go) before the next is made: at 10M trades the Form 8949 CSV and
-    the TXF are half a gigabyte of text each. The manifest lists what was written even if a
-    later file fails."""
+    that was changed since: each folder keeps a manifest of what taxlens wrote there. A file is
+    its text, or a function that writes it to a stream: called once every file may be written,
+    one file after another (at 10M trades the Form 8949 CSV and the TXF are half a gigabyte of
+    text each, never held whole). Each file is written whole or not at all, and the manifest
+    lists those written even if a later one fails."""
     import hashlib
     import json
 
-    def digest(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
+    def digest(path: Path) -> str:
+        with path.open("rb") as f:  # in blocks: a report file can be half a gigabyte
+            return hashlib.file_digest(f, "sha256").hexdigest()
 
     manifests: dict[Path, dict[str, str]] = {}
     blocked = []
@@ -577,7 +579,7 @@ def _write_outputs(files: Mapping[Path, str | Callable[[], str]], force: bool) -
                 manifests[folder] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 manifests[folder] = {}
-        if path.exists() and not force and manifests[folder].get(path.name) != digest(path.read_bytes()):
+        if path.exists() and not force and manifests[folder].get(path.name) != digest(path):
             blocked.append(str(path))
     if blocked:
         raise click.ClickException(
@@ -587,10 +589,18 @@ def _write_outputs(files: Mapping[Path, str | Callable[[], str]], force: bool) -
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            data = (text() if callable(text) else text).encode("utf-8")
-            path.write_bytes(data)
-            manifests[path.parent][path.name] = digest(data)
-            del data
+            # Written beside it, then renamed over it: a file that fails half-way is never left.
+            part = path.with_name(f".{path.name}.part")
+            try:
+                with part.open("w", encoding="utf-8", newline="") as out:  # newline="": "\n" as written, everywhere
+                    if callable(text):
+                        text(out)
+                    else:
+                        out.write(text)
+                part.replace(path)
+            finally:
+                part.unlink(missing_ok=True)
+            manifests[path.parent][path.name] = digest(path)
     finally:
         for folder, manifest in manifests.items():
             if folder.is_dir():
@@ -619,26 +629,22 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _render(a: Audit, fmt: str, form_rows: Callable[[], pl.DataFrame] | None = None) -> str:
-    """One report format as text (terminal excluded). ``form_rows`` gives the audit's Form
-    8949 rows when several formats share them (``_form_rows``); built here otherwise."""
-    if fmt == "html":
-        return render.html(a)
-    if fmt == "json":
-        return render.to_json(a)
-    if fmt == "csv":
-        return render.to_csv(a)
+def _render(a: Audit, fmt: str, out: TextIO, form_rows: Callable[[], pl.DataFrame] | None = None) -> None:
+    """One report format (terminal excluded) written to ``out``; the Form 8949 CSV and the TXF
+    a batch of rows at a time. ``form_rows`` gives the audit's Form 8949 rows when several
+    formats share them (``_form_rows``); built here otherwise."""
+    if fmt in ("html", "json", "csv"):
+        out.write(render.html(a) if fmt == "html" else render.to_json(a) if fmt == "json" else render.to_csv(a))
+        return
     rows = form_rows() if form_rows is not None else forms.form8949(a.disposals, a.crypto)
     if fmt == "8949":
-        buf = io.StringIO()
-        listing.write_csv(rows, buf)
-        return buf.getvalue()
-    text, skipped = forms.txf(rows, program=f"taxlens {__version__}", exported=a.through)
+        listing.write_csv(rows, out)
+        return
+    skipped = forms.write_txf(rows, out, program=f"taxlens {__version__}", exported=a.through)
     if skipped:
         _console(stderr=True).print(
             f"{skipped} digital-asset rows (Form 8949 boxes G-L) left out of the TXF: v042 has no code for them; "
             "enter them from the Form 8949 CSV", markup=False)
-    return text
 
 
 def _form_rows(a: Audit) -> Callable[[], pl.DataFrame]:
@@ -681,7 +687,10 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
         render.terminal(a, out)
         folder = Path(out_dir)
         form_rows = _form_rows(a)
-        files = {folder / pattern.format(y=a.year): functools.partial(_render, a, fmt, form_rows) for fmt, pattern in REPORT_FILES.items()}
+        files = {
+            folder / pattern.format(y=a.year): functools.partial(_render, a, fmt, form_rows=form_rows)
+            for fmt, pattern in REPORT_FILES.items()
+        }
         _write_outputs(files, force)
     out.print("Wrote " + ", ".join(str(p) for p in files), markup=False)
     if open_report:
@@ -706,12 +715,10 @@ def report(ctx: click.Context, year: int | None, fmt: str, output: str | None, f
         _print_problems(booked.problems + booked.errors, _console(stderr=True))
         if fmt == "terminal":
             render.terminal(a, _console())
-            return
-        text = _render(a, fmt)
-    if output:
-        _write_outputs({Path(output): text}, force)
-    else:
-        sys.stdout.write(text)
+        elif output:
+            _write_outputs({Path(output): functools.partial(_render, a, fmt)}, force)
+        else:
+            _render(a, fmt, sys.stdout)
 
 
 @cli.command()

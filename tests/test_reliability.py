@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -235,24 +236,27 @@ def test_out_never_overwrites_a_file_taxlens_did_not_write(tmp_path: Path, run) 
 
 
 def test_report_files_written_before_a_failure_stay_taxlens_own(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """The audit makes each report file just before writing it (the Form 8949 CSV and the TXF
-    are large), so one that fails leaves those before it written; the manifest still lists
-    them, so the next run rewrites them without --force."""
+    """The audit makes each report file as it writes it (the Form 8949 CSV and the TXF are
+    large), so one that fails leaves those before it written, and nothing of itself; the
+    manifest still lists them, so the next run rewrites them without --force."""
     import taxlens.cli
 
     write(tmp_path, "t.csv", HEADER + "2025-01-02,Alpaca,VTI,buy,1,100,0,USD,etf,B1,\n2025-02-03,Alpaca,VTI,sell,1,90,0,USD,etf,S1,\n")
     assert run("ingest", "-q", "t.csv").exit_code == 0
     rendered = taxlens.cli._render
 
-    def failing(a, fmt, *rest):  # type: ignore[no-untyped-def]
+    def failing(a, fmt, out, **options):  # type: ignore[no-untyped-def]
         if fmt == "txf":
+            out.write("V042\n")  # part written, then
             raise RuntimeError("disk full")
-        return rendered(a, fmt, *rest)
+        rendered(a, fmt, out, **options)
 
     monkeypatch.setattr(taxlens.cli, "_render", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         run("audit", "--out", "out")
+    # The TXF failed half-way: no part of it is left, and the manifest lists the two files written.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".taxlens-written", "form8949-2025.csv", "report-2025.html"]
+    assert sorted(json.loads((tmp_path / "out" / ".taxlens-written").read_text())) == ["form8949-2025.csv", "report-2025.html"]
     monkeypatch.setattr(taxlens.cli, "_render", rendered)
     assert run("audit", "--out", "out").exit_code == 0
 

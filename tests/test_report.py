@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import sys
 import textwrap
+import unittest.mock
 from decimal import Decimal
 from pathlib import Path
 
@@ -434,6 +435,9 @@ def test_txf_equals_a_record_by_record_loop(slices) -> None:  # type: ignore[no-
     ).with_columns(pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment"))  # form8949's text
     expected = _txf_by_loop(rows, "taxlens test", dt.date(2026, 1, 31))
     assert forms.txf(rows, program="taxlens test", exported=dt.date(2026, 1, 31)) == expected
+    # ... and written a few records at a time, as a large year is, the same text.
+    with unittest.mock.patch.object(forms, "TXF_BATCH", 5):
+        assert forms.txf(rows, program="taxlens test", exported=dt.date(2026, 1, 31)) == expected
 
 
 @pytest.mark.parametrize("fmt", ["terminal", "html", "8949", "txf", "json", "csv"])

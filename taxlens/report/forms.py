@@ -13,6 +13,8 @@ Column (b) is the wash-adjusted acquisition date when a holding period was tacke
 from __future__ import annotations
 
 import datetime as dt
+import io
+from typing import TextIO
 
 import polars as pl
 
@@ -52,29 +54,33 @@ def form8949(disposals: pl.DataFrame, crypto: frozenset[str]) -> pl.DataFrame:
     def dated(frame: pl.DataFrame, column: str) -> pl.Expr:
         return date_text(column, frame.get_column(column), "%m/%d/%Y").fill_null("VARIOUS")
 
+    crypto_row = pl.col("symbol").is_in(list(crypto))
     quantity = as_text(disposals.select("quantity")).get_column("quantity")
-    rounded = disposals.with_columns(
+    # The form's order first, from the few columns it depends on; the text columns are then
+    # made in that order (sorting them once made would hold two copies: 1 GB at 10M trades).
+    keys = disposals.select(
+        pl.when(pl.col("term").fill_null("short") == "short").then(pl.lit("I")).otherwise(pl.lit("II")).alias("part"),
+        box_expr(crypto).alias("box"),
+        pl.col("disposed").alias("_sold"),
+        pl.concat_str(quantity, pl.when(crypto_row).then(pl.lit("")).otherwise(pl.lit(" sh.")), pl.lit(" "), pl.col("symbol")).alias("description"),
+    ).with_row_index("_row").sort(["part", "box", "_sold", "description"], maintain_order=True)
+    rounded = disposals.select("adjusted_acquired", "acquired", "disposed", "proceeds", "cost_basis", "adjustment", "adjustment_code").gather(
+        keys.get_column("_row")
+    ).with_columns(
         pl.coalesce("adjusted_acquired", "acquired").alias("_b"),
-        quantity.alias("_quantity"),
         *(cents_expr(pl.col(c)).alias(f"_{c}") for c in ("proceeds", "cost_basis", "adjustment")),
     )
     two = pl.Decimal(38, 2)
     proceeds, basis, adjustment = (pl.col(f"_{c}").cast(two) for c in ("proceeds", "cost_basis", "adjustment"))
-    crypto_row = pl.col("symbol").is_in(list(crypto))
-    frame = rounded.with_columns(dated(rounded, "_b").alias("_b_text"), dated(rounded, "disposed").alias("_sold_text")).select(
-        pl.when(pl.col("term").fill_null("short") == "short").then(pl.lit("I")).otherwise(pl.lit("II")).alias("part"),
-        box_expr(crypto).alias("box"),
-        pl.concat_str(pl.col("_quantity"), pl.when(crypto_row).then(pl.lit("")).otherwise(pl.lit(" sh.")), pl.lit(" "), pl.col("symbol")).alias("description"),
-        pl.col("_b_text").alias("date_acquired"),
-        pl.col("_sold_text").alias("date_sold"),
+    return keys.select("part", "box", "description").hstack(rounded.select(
+        dated(rounded, "_b").alias("date_acquired"),
+        dated(rounded, "disposed").alias("date_sold"),
         proceeds.cast(pl.String).alias("proceeds"),
         basis.cast(pl.String).alias("cost_basis"),
         pl.when(pl.col("adjustment_code") != "").then(pl.col("adjustment_code")).alias("code"),
         pl.when(adjustment != 0).then(adjustment.cast(pl.String)).alias("adjustment"),
         (proceeds - basis + adjustment).cast(two).cast(pl.String).alias("gain"),
-        pl.col("disposed").alias("_sold"),
-    )
-    return frame.sort(["part", "box", "_sold", "description"], maintain_order=True).drop("_sold")
+    ))
 
 
 def _money_expr(column: str) -> pl.Expr:
@@ -93,23 +99,33 @@ def _money_expr(column: str) -> pl.Expr:
 def txf(rows: pl.DataFrame, *, program: str, exported: dt.date) -> tuple[str, int]:
     """TXF v042 text (LF line ends) for Form 8949 ``rows`` (``form8949``'s output): record
     format 4, or 5 with the disallowed wash-sale amount. Returns the text and how many rows
-    were left out because v042 has no reference number for their box (G-L, digital assets).
-    Vectorised: each record is one string built by polars (a Python loop over 4M rows took
-    19 s)."""
-    header = f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^\n"
+    were left out because v042 has no reference number for their box (G-L, digital assets)."""
+    buf = io.StringIO()
+    skipped = write_txf(rows, buf, program=program, exported=exported)
+    return buf.getvalue(), skipped
+
+
+#: Records made and written at a time by ``write_txf``.
+TXF_BATCH = 250_000
+
+
+def write_txf(rows: pl.DataFrame, out: TextIO, *, program: str, exported: dt.date) -> int:
+    """``txf``'s text written to ``out`` a batch of records at a time (at 10M trades the whole
+    text is over half a gigabyte); returns how many rows were left out. Vectorised: each record
+    is one string built by polars (a Python loop over 4M rows took 19 s)."""
+    out.write(f"V042\nA{program}\nD{exported.strftime('%m/%d/%Y')}\n^\n")
     refnum = pl.col("box").replace_strict(TXF_REFNUM, default=None, return_dtype=pl.String)
     kept = rows.with_columns(refnum.alias("_refnum")).filter(pl.col("_refnum").is_not_null())
-    skipped = rows.height - kept.height
-    if kept.height == 0:
-        return header, skipped
     washed = pl.when((pl.col("code") == "W") & pl.col("adjustment").is_not_null()).then(
         pl.concat_str(pl.lit("\n$"), _money_expr("adjustment"))).otherwise(pl.lit(""))
-    records = kept.select(pl.concat_str(
+    record = pl.concat_str(
         pl.lit("TD\nN"), "_refnum", pl.lit("\nC1\nL1\nP"), "description",
         pl.lit("\nD"), pl.when(pl.col("date_acquired") == "VARIOUS").then(pl.lit("")).otherwise(pl.col("date_acquired")),
         pl.lit("\nD"), "date_sold",
         pl.lit("\n$"), _money_expr("cost_basis").fill_null(""),
         pl.lit("\n$"), _money_expr("proceeds"),
         washed, pl.lit("\n^\n"),
-    ).alias("record"))
-    return header + records.get_column("record").str.join("").item(), skipped
+    )
+    for at in range(0, kept.height, TXF_BATCH):
+        out.write(kept.slice(at, TXF_BATCH).select(record.str.join("")).item())
+    return rows.height - kept.height
