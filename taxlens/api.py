@@ -43,7 +43,6 @@ from taxlens.lots.chunks import CHUNK_TRADES, CHUNK_TRADES_WITHOUT_WASH
 from taxlens.lots.chunks import plan as chunks_plan
 from taxlens.lots.engine import Booked, Selections
 from taxlens.lots.events import Settings, event_ranks, events_from_trades
-from taxlens.lots.frames import CARRIED_SCHEMA
 from taxlens.lots.wash import WASHED_DISPOSAL_SCHEMA, WASHED_LOT_SCHEMA, bought_before
 from taxlens.money import PRECISION
 from taxlens.store import FileRecord, Store, default_db_path
@@ -369,7 +368,7 @@ class Book:
                 year_washes = next(batches).head(wash_rows)
         narrow = {table: self.store.booked_totals(table, keys, sums) for table, (keys, sums) in totals.items()}
         booked = Booked(narrow["lots"], narrow["disposals"], problems, errors, narrow["washes"],
-                        carried=self.store.load_carried().select(list(CARRIED_SCHEMA)))
+                        carried=self.store.load_carried())
         return booked, year_disposals, year_washes
 
     def _chunks_booked(self, settings: Settings, chosen: Selections | None, through: dt.date | None = None) -> Generator[Booked]:
@@ -402,7 +401,7 @@ class Book:
             lots, disposals, washes, problems, errors = self.store.load_book()
             return Booked(
                 lots.select(list(WASHED_LOT_SCHEMA)), disposals.select(list(WASHED_DISPOSAL_SCHEMA)),
-                problems, errors, washes, carried=self.store.load_carried().select(list(CARRIED_SCHEMA)),
+                problems, errors, washes, carried=self.store.load_carried(),
             )
         self._stage("reading trades")
         loaded = [self.store.trades_of(None, None, TRADE_COLUMNS)]

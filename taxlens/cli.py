@@ -629,12 +629,16 @@ def _build(book: Book, year: int | None) -> tuple[Audit, Booked]:
         raise click.ClickException(str(exc)) from exc
 
 
+#: The report formats made as one text (small at any size); the Form 8949 CSV and TXF stream.
+WHOLE_TEXT: dict[str, Callable[[Audit], str]] = {"html": render.html, "json": render.to_json, "csv": render.to_csv}
+
+
 def _render(a: Audit, fmt: str, out: TextIO, form_rows: Callable[[], pl.DataFrame] | None = None) -> None:
     """One report format (terminal excluded) written to ``out``; the Form 8949 CSV and the TXF
     a batch of rows at a time. ``form_rows`` gives the audit's Form 8949 rows when several
     formats share them (``_form_rows``); built here otherwise."""
-    if fmt in ("html", "json", "csv"):
-        out.write(render.html(a) if fmt == "html" else render.to_json(a) if fmt == "json" else render.to_csv(a))
+    if fmt in WHOLE_TEXT:
+        out.write(WHOLE_TEXT[fmt](a))
         return
     rows = form_rows() if form_rows is not None else forms.form8949(a.disposals, a.crypto)
     if fmt == "8949":

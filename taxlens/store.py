@@ -740,7 +740,8 @@ class Store:
         return lots, disposals, washes, *self.load_book_problems()
 
     def load_carried(self) -> pl.DataFrame:
-        """The stored booking's deferred losses carried out of sight (CARRIED_SCHEMA), by seq."""
+        """The stored booking's deferred losses carried out of sight, by seq: the table's columns
+        are CARRIED_SCHEMA's (migrations/0004_carried_out.sql)."""
         return self._in_seq_order("carried_out")
 
     def load_book_problems(self) -> tuple[list[RowError], list[RowError]]:

@@ -1213,7 +1213,6 @@ class _Group:
         return total
 
 
-#: The columns ``wash_summary`` reads of each frame.
 def _scoped(frame: pl.DataFrame, settings: WashSettings) -> pl.DataFrame:
     """``frame`` (``account``, ``symbol``) with whom and what the rule spans for each row: its
     household (``_hh``), its account's role (``_role``) and its symbol's group (``_grp``)."""
@@ -1262,6 +1261,7 @@ def matches(washes: pl.DataFrame) -> int:
     return int(washes.get_column("n").sum()) if "n" in washes.columns else washes.height
 
 
+#: The columns ``wash_summary`` reads of each frame.
 WASH_SUMMARY_COLUMNS = {
     "washes": ("disposed", "status", "disallowed", "broker_reported"), "disposals": ("disposed", "wash_basis", "adjustment"),
     "carried_out": ("date", "amount"),
@@ -1298,17 +1298,16 @@ def wash_summary(
         "info": total(amount, status == INFO),
     }
     last = dt.date(year, 12, 31) if year is not None else dt.date.max
-    gone = carried if carried is not None else pl.DataFrame(schema=CARRIED_SCHEMA)
-    out["carried_out"] = Decimal(gone.filter(pl.col("date") <= last).select(pl.col("amount").sum()).item() or 0)
-    out["still_deferred"] = still_deferred(washes_all, disposals, last, gone)
+    gone = carried.filter(pl.col("date") <= last).select(pl.col("amount").sum()).item() if carried is not None else None
+    out["carried_out"] = carried_out = Decimal(gone or 0)
+    out["still_deferred"] = still_deferred(washes_all, disposals, last, carried_out)
     return out
 
 
-def still_deferred(washes: pl.DataFrame, disposals: pl.DataFrame, through: dt.date, carried: pl.DataFrame | None = None) -> Decimal:
+def still_deferred(washes: pl.DataFrame, disposals: pl.DataFrame, through: dt.date, carried_out: Decimal = Decimal(0)) -> Decimal:
     """Losses deferred by wash sales up to ``through`` that are still in the basis of shares
     open then: deferred so far, less the deferred basis of replacement shares sold so far, and
-    less what shares moved out of sight took along so far (``carried``, CARRIED_SCHEMA)."""
+    less ``carried_out``, what shares moved out of sight took along so far."""
     deferred = washes.filter((pl.col("status") == DEFERRED) & (pl.col("disposed") <= through)).select(pl.col("disallowed").sum()).item()
     released = disposals.filter(pl.col("disposed") <= through).select(pl.col("wash_basis").sum()).item()
-    gone = carried.filter(pl.col("date") <= through).select(pl.col("amount").sum()).item() if carried is not None else None
-    return Decimal(deferred or 0) - Decimal(released or 0) - Decimal(gone or 0)
+    return Decimal(deferred or 0) - Decimal(released or 0) - carried_out

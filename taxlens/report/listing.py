@@ -193,7 +193,7 @@ def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | No
     t = Table(title=title, show_edge=False, header_style="bold")
     for name in frame.columns:
         if name in IDS:
-            # A source's own ids run to 40 characters (Alpaca's, a UUID after a timestamp): on a
+            # A source's own ids run to 57 characters (Alpaca's, a timestamp and a UUID): on a
             # terminal they are cut to fit, a row to a line; the CSV and JSON keep them whole.
             t.add_column(name, overflow="ellipsis", no_wrap=True, max_width=ID_WIDTH)
         else:
