@@ -103,8 +103,10 @@ def terminal(a: Audit, console: Console) -> None:
 
     title = f"taxlens audit {a.year}, trades through {a.through.isoformat()}"
     profile = f"Tax estimate for {describe_profile(a.profile)} ([tax] in taxlens.toml)."
+    # soft_wrap=False: the CLI's console soft-wraps, which would cut the panel's plain text at
+    # its edge rather than wrap it.
     console.print(Panel(Group(head, "", escape(profile), "", checks, "", base, "", top), title=title, title_align="left",
-                        width=min(100, console.width)))
+                        width=min(100, console.width)), soft_wrap=False)
 
 
 # -- HTML --------------------------------------------------------------------------------------
