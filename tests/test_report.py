@@ -537,3 +537,65 @@ def test_table_cuts_long_ids_to_one_line_and_csv_keeps_them_whole() -> None:
     out = io.StringIO()
     listing.write_csv(frame, out)
     assert long_id in out.getvalue()
+
+
+WASH_ROWS = pl.DataFrame({
+    "disposed": [dt.date(2025, 3, 6), dt.date(2025, 2, 19)],
+    "account": ["Alpaca", "Schwab Roth IRA ...123"],
+    "symbol": ["MSFT", "VXUS"],
+    "sell_trade_id": ["20250306115931994::0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"] * 2,
+    "quantity": [Decimal("5.175204632"), Decimal("37")],
+    "disallowed": ["125.00", "16.37"],  # as the CLI renders money (listing.money_columns)
+    "status": ["deferred", "permanent"],
+    "replacement_account": ["Alpaca", "Schwab Roth IRA ...123"],
+    "replacement_lot_id": ["20250212100630607::1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d"] * 2,
+    "replacement_acquired": [dt.date(2025, 2, 12), dt.date(2025, 1, 27)],
+    "broker_reported": ["yes", "no"],
+})
+
+
+def _printed(frame: pl.DataFrame, width: int) -> list[str]:
+    # soft_wrap as the CLI's console has it
+    console = Console(file=io.StringIO(), width=width, record=True, soft_wrap=True, color_system=None)
+    console.print(listing.table(frame))
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize("width", [100, 120, 160])
+def test_a_table_too_wide_for_the_terminal_keeps_amounts_and_dates_whole(width: int) -> None:
+    """Rich alone squeezed the wash listing at 120 columns by folding "125.00" into "125.0"
+    over "0" (two values to the eye) and cutting dates while ids kept their room. Fitted, the
+    ids and text give way first: every amount, quantity and date is on its row whole."""
+    lines = _printed(WASH_ROWS, width)
+    assert max(len(line) for line in lines) <= width
+    rows = [line for line in lines if "│" in line]
+    first = next(i for i, line in enumerate(rows) if "2025-03-06" in line)
+    assert all(v in rows[first] for v in ("2025-03-06", "5.175204632", "125.00", "2025-02-12"))
+    second = next(i for i, line in enumerate(rows) if "2025-02-19" in line)
+    assert all(v in rows[second] for v in ("2025-02-19", "37", "16.37", "2025-01-27"))
+    assert "cut to fit" not in "\n".join(lines)
+
+
+def test_a_table_that_cannot_keep_its_values_whole_says_so() -> None:
+    lines = _printed(WASH_ROWS, 60)
+    assert lines[-1] == "Some values are cut to fit 60 columns: a wider terminal, or --format csv, shows them whole."
+
+
+def test_a_table_that_fits_is_laid_out_as_rich_lays_it_out() -> None:
+    """Wide enough, nothing changes but the headers' spaces: one header line, ids at 20."""
+    lines = _printed(WASH_ROWS, 220)
+    assert lines[0].split("┃")[-3].strip() == "replacement lot id"
+    assert "20250306115931994::…" in lines[2]
+
+
+@pytest.mark.parametrize(("room", "widths"), [
+    # Columns: an amount (needs 6), an id (needs 4, wants 20), text (needs 4, wants 10).
+    (40, [None, None, None]),      # everything fits
+    (13, [None, None, None]),      # not even the first tier: rich decides
+    (14, [6, 4, 4]),               # the first tier exactly
+    (20, [6, 7, 7]),               # 6 more, shared 4 : 4 towards the second tier (8, 8)
+    (26, [6, 12, 8]),              # the second tier, then 4 towards the last, shared 12 : 2
+])
+def test_fit_widths_shares_the_room_tier_by_tier(room: int, widths: list[int | None]) -> None:
+    tiers = [[6, 4, 4], [6, 8, 8], [6, 20, 10]]
+    assert listing.fit_widths(tiers, room) == widths

@@ -17,8 +17,9 @@ from decimal import Decimal
 from typing import BinaryIO, TextIO
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from taxlens.money import cents
 
@@ -182,25 +183,108 @@ def write_json(frame: pl.DataFrame, out: TextIO) -> None:
 #: Columns of ids: cut short on a terminal, never wrapped.
 IDS = frozenset({"id", "trade_id", "sell_trade_id", "lot_id", "replacement_lot_id", "order_id"})
 ID_WIDTH = 20
+#: When a table must be squeezed: the characters an id keeps, the longest word of text kept
+#: whole, and the longest word of a header kept whole; and, when even these do not fit, the
+#: characters any id, text or header keeps (amounts and dates keep their widest value).
+ID_MIN, WORD_MAX, HEAD_MIN, LAST_MIN = 8, 10, 6, 4
 
 
-def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | None = None) -> Table:
-    """A rich Table of the frame; numeric columns right-aligned, ids (``IDS``) cut to fit."""
+class FittedTable:
+    """A listing ``Table`` that fits the width it is printed in. Rich squeezes a table too wide
+    for the terminal by narrowing every wrappable column alike, which folds an amount over two
+    lines ("125.0" over "0", read as two values) and cuts dates while the ids keep their room.
+    This gives each column its whole width when the table fits. When it does not, amounts and
+    dates keep their widest value, and the room left goes, in turn, to ids and words
+    (``tiers``: see ``table``), then values, then headers, each share in proportion to what a
+    column lacks. Headers wrap at their words (a column's name with spaces for underscores: the
+    CSV and JSON keep the name). Where even the first tier does not fit, rich's own squeeze
+    decides, and a line under the table says values are cut."""
+
+    def __init__(self, table: Table, tiers: list[list[int]]) -> None:
+        self.table, self.tiers = table, tiers
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        n = len(self.tiers[0])
+        room = options.max_width - 3 * n + 1  # a space either side of each column, a rule between
+        widths = fit_widths(self.tiers, room)
+        for column, width in zip(self.table.columns, widths, strict=True):
+            column.width = width
+        yield self.table
+        if sum(self.tiers[0]) > room:  # rich squeezed the table: amounts and dates are cut
+            yield Text(f"Some values are cut to fit {options.max_width} columns: a wider terminal, or --format csv, shows them whole.",
+                       style="dim")
+
+
+def fit_widths(tiers: list[list[int]], room: int) -> list[int | None]:
+    """Content widths for columns in ``room`` characters, from ``tiers`` of widths, each at
+    least the one before: the first what each column needs, the last what it wants. All None
+    (rich lays the columns out) when the last fits, and when the first does not. Otherwise the
+    first, then what is left shared towards each later tier in turn, in proportion to what
+    each column lacks of it."""
+    if sum(tiers[-1]) <= room or sum(tiers[0]) > room:
+        return [None] * len(tiers[0])
+    widths = list(tiers[0])
+    for target in tiers[1:]:
+        lack = [max(t - w, 0) for t, w in zip(target, widths, strict=True)]
+        spare = min(room - sum(widths), sum(lack))
+        if spare <= 0:
+            break
+        given = [spare * d // sum(lack) for d in lack]
+        # The remainder, a character each, to the columns that lack most.
+        for i in sorted(range(len(lack)), key=lambda i: -lack[i])[: spare - sum(given)]:
+            given[i] += 1
+        widths = [w + g for w, g in zip(widths, given, strict=True)]
+    return list(widths)
+
+
+def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | None = None) -> FittedTable:
+    """A rich Table of the frame, fitted to the terminal (``FittedTable``): numeric columns
+    right-aligned, ids (``IDS``) cut to ``ID_WIDTH``, amounts and dates never folded."""
     numeric = {
         name for name, dtype in frame.schema.items()
         if dtype.is_numeric() or isinstance(dtype, pl.Decimal)
     } | (right or set()) | (MONEY & set(frame.columns))
     t = Table(title=title, show_edge=False, header_style="bold")
-    for name in frame.columns:
+    text = as_text(frame)
+    lengths = text.select(pl.all().str.len_chars().max().fill_null(0)).row(0) if frame.height else (0,) * frame.width
+    longest_words = (
+        text.select(pl.all().str.split(" ").list.eval(pl.element().str.len_chars()).list.max().max().fill_null(0)).row(0)
+        if frame.height else (0,) * frame.width
+    )
+    # Per column, the tiers FittedTable shares room by: what it needs at the last (values whole,
+    # LAST_MIN of the rest), what it needs (ID_MIN of an id, words up to WORD_MAX, headers' words
+    # up to HEAD_MIN), its values (ids up to ID_WIDTH), its header's words, its header whole.
+    tiers: list[list[int]] = [[], [], [], [], []]
+    for name, longest, word in zip(frame.columns, lengths, longest_words, strict=True):
+        # Spaces, so that a header wraps at its words ("adjustment" over "code") rather than
+        # stand a column of one-letter codes one letter a line.
+        label = name.replace("_", " ")
+        header = Text(label, overflow="fold")
+        head_word = max((len(w) for w in label.split()), default=0)
         if name in IDS:
             # A source's own ids run to 57 characters (Alpaca's, a timestamp and a UUID): on a
             # terminal they are cut to fit, a row to a line; the CSV and JSON keep them whole.
-            t.add_column(name, overflow="ellipsis", no_wrap=True, max_width=ID_WIDTH)
+            t.add_column(header, overflow="ellipsis", max_width=ID_WIDTH)
+            values = min(longest, ID_WIDTH)
+            last, need = min(values, LAST_MIN), min(values, ID_MIN)
+        elif name in numeric or frame.schema[name] in (pl.Date, pl.Datetime):
+            t.add_column(header, justify="right" if name in numeric else "left", overflow="ellipsis")
+            values = max(longest, 1)
+            last = need = values
         else:
-            t.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
-    for row in as_text(frame).iter_rows():
+            t.add_column(header, overflow="fold")
+            values = longest
+            last, need = min(values, LAST_MIN), min(values, word, WORD_MAX)
+        last = max(last, min(head_word, LAST_MIN))
+        need = max(need, last, min(head_word, HEAD_MIN))
+        values = max(values, need)
+        words = max(values, min(head_word, ID_WIDTH) if name in IDS else head_word)
+        whole = max(words, min(len(label), ID_WIDTH) if name in IDS else len(label))
+        for tier, width in zip(tiers, (last, need, values, words, whole), strict=True):
+            tier.append(width)
+    for row in text.iter_rows():
         t.add_row(*(v or "" for v in row))
-    return t
+    return FittedTable(t, tiers)
 
 
 def render(frame: pl.DataFrame, fmt: str, out: TextIO, console: Console, title: str | None = None) -> None:
