@@ -813,7 +813,9 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
     """Compare rebalancing policies on the same prices, taxed exactly like the audit.
 
     Runs every combination of the options given (e.g. --band 1,2,5,10 --calendar M,Q,A
-    --lots fifo,taxmin), plus `never`, and the year's real trades replayed as `actual`. Prints
+    --lots fifo,taxmin), plus `never`, and the year's real trades replayed as `actual`. With
+    no --band, --relative, --hybrid or --calendar: monthly, quarterly and annual calendars, a
+    5-point band and the 5/25 band. Prints
     one row per policy (events, trades, turnover, fees, realized gains, wash sales, tax,
     tracking error, drift) and writes an HTML page with the frontier of tax plus fees against
     tracking error.
@@ -928,7 +930,7 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
     _write_outputs({page: render.simulate_html(metrics, SIM_COLUMNS, targets=targets, source=panel.source, start=start,
                                                end=panel.dates[-1], start_state=start_state, frictions=frictions,
                                                profile=render.describe_profile(profile))}, force)
-    err.print(f"{len(policies)} policies simulated; wrote {page}", markup=False)
+    err.print(f"{len(policies)} {'policy' if len(policies) == 1 else 'policies'} simulated; wrote {page}", markup=False)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ FORMATS = ("table", "csv", "json")
 MONEY = {
     "proceeds", "cost_basis", "adjusted_basis", "adjustment", "gain", "amount", "fee", "price",
     "disallowed", "permanent", "not_on_1099", "market_value", "unrealized",
+    # simulate's
+    "fees", "short", "long", "washed", "tax", "tax_and_fees", "after_tax",
 }
 
 

@@ -21,12 +21,28 @@ from taxlens.simulate.prices import Prices
 from taxlens.tax.federal import Profile
 
 
+#: The triggers simulated when none is asked for, as (bands, hybrid, calendars): monthly,
+#: quarterly and annual calendars, a 5-point band checked daily and Swedroe's 5/25 band, the
+#: policies a rebalancer's settings most often offer, so a bare `taxlens simulate` compares them.
+DEFAULT_TRIGGERS: tuple[tuple[tuple[float, ...], bool, tuple[str, ...]], ...] = (
+    ((), False, ("M", "Q", "A")),
+    ((0.05,), True, ()),
+)
+
+
 def grid(
     *, bands: list[float], relatives: list[float], hybrid: bool, calendars: list[str], lots: list[str],
     to: list[str], defer: list[int], cooldown: int, wash_aware: bool, placements: list[str],
 ) -> list[Policy]:
     """Every combination asked for, plus ``never``. Bands with calendars are checked on the
-    calendar's dates; bands alone every date; calendars alone rebalance on their dates."""
+    calendar's dates; bands alone every date; calendars alone rebalance on their dates. With no
+    band, relative band, hybrid or calendar asked for, the common triggers (``DEFAULT_TRIGGERS``)."""
+    if not (bands or relatives or hybrid or calendars):
+        policies = [Policy("never", never=True)]
+        for b, h, c in DEFAULT_TRIGGERS:
+            policies += grid(bands=list(b), relatives=[], hybrid=h, calendars=list(c), lots=lots, to=to, defer=defer, cooldown=cooldown,
+                             wash_aware=wash_aware, placements=placements)[1:]
+        return policies
     triggers: list[dict[str, object]] = []
     widths: list[dict[str, object]] = [{"band": b} for b in bands]
     widths += [{"relative": r} for r in relatives]

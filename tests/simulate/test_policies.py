@@ -151,6 +151,21 @@ def test_the_replayed_actual_trades_give_the_audits_gains(tmp_path: Path) -> Non
     assert actual["washed"] == Decimal("50.50")
 
 
+def test_no_trigger_asked_for_runs_the_common_policies() -> None:
+    """A bare `taxlens simulate` compared `never` with `actual` alone: now the common triggers,
+    crossed with what else is asked for (here two lot rules)."""
+    policies = grid(bands=[], relatives=[], hybrid=False, calendars=[], lots=["fifo", "taxmin"], to=["target"],
+                    defer=[0], cooldown=0, wash_aware=False, placements=["taxable"])
+    assert [p.name for p in policies] == [
+        "never",
+        "monthly fifo", "monthly taxmin", "quarterly fifo", "quarterly taxmin", "annual fifo", "annual taxmin",
+        "band 5pp daily fifo", "band 5pp daily taxmin", "5/25 daily fifo", "5/25 daily taxmin",
+    ]
+    # Any trigger asked for replaces them.
+    assert [p.name for p in grid(bands=[], relatives=[], hybrid=False, calendars=["Q"], lots=["fifo"], to=["target"],
+                                 defer=[0], cooldown=0, wash_aware=False, placements=["taxable"])] == ["never", "quarterly fifo"]
+
+
 def test_the_grid_and_the_frontier() -> None:
     policies = grid(bands=[0.01, 0.05], relatives=[], hybrid=True, calendars=["M", "Q"], lots=["fifo", "taxmin"], to=["target"],
                     defer=[0], cooldown=0, wash_aware=False, placements=["taxable"])
