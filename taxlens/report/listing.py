@@ -183,7 +183,7 @@ def write_json(frame: pl.DataFrame, out: TextIO) -> None:
 
 
 #: Columns of ids: cut short on a terminal, never wrapped.
-IDS = frozenset({"id", "trade_id", "sell_trade_id", "lot_id", "replacement_lot_id", "order_id"})
+IDS = frozenset({"id", "trade_id", "sell_trade_id", "lot_id", "replacement_lot_id", "order_id", "sha256"})
 ID_WIDTH = 20
 #: When a table must be squeezed: the characters an id keeps, the longest word of text kept
 #: whole, and the longest word of a header kept whole; and, when even these do not fit, the
@@ -197,8 +197,8 @@ class FittedTable:
     lines ("125.0" over "0", read as two values) and cuts dates while the ids keep their room.
     This gives each column its whole width when the table fits. When it does not, amounts and
     dates keep their widest value, and the room left goes, in turn, to ids and words
-    (``tiers``: see ``table``), then values, then headers, each share in proportion to what a
-    column lacks. Headers wrap at their words (a column's name with spaces for underscores: the
+    (``tiers``: see ``table``), then headers' words, then values, then whole headers, each share
+    in proportion to what a column lacks. Headers wrap at their words (a column's name with spaces for underscores: the
     CSV and JSON keep the name). Where even the first tier does not fit, rich's own squeeze
     decides, and a line under the table says values are cut."""
 
@@ -255,7 +255,7 @@ def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | No
     )
     # Per column, the tiers FittedTable shares room by: what it needs at the last (values whole,
     # LAST_MIN of the rest), what it needs (ID_MIN of an id, words up to WORD_MAX, headers' words
-    # up to HEAD_MIN), its values (ids up to ID_WIDTH), its header's words, its header whole.
+    # up to HEAD_MIN), its header's words, its values (ids up to ID_WIDTH), its header whole.
     tiers: list[list[int]] = [[], [], [], [], []]
     for name, longest, word in zip(frame.columns, lengths, longest_words, strict=True):
         # Spaces, so that a header wraps at its words ("adjustment" over "code") rather than
@@ -279,10 +279,10 @@ def table(frame: pl.DataFrame, title: str | None = None, *, right: set[str] | No
             last, need = min(values, LAST_MIN), min(values, word, WORD_MAX)
         last = max(last, min(head_word, LAST_MIN))
         need = max(need, last, min(head_word, HEAD_MIN))
-        values = max(values, need)
-        words = max(values, min(head_word, ID_WIDTH) if name in IDS else head_word)
-        whole = max(words, min(len(label), ID_WIDTH) if name in IDS else len(label))
-        for tier, width in zip(tiers, (last, need, values, words, whole), strict=True):
+        words = max(need, min(head_word, ID_WIDTH) if name in IDS else head_word)
+        values = max(values, words)
+        whole = max(values, min(len(label), ID_WIDTH) if name in IDS else len(label))
+        for tier, width in zip(tiers, (last, need, words, values, whole), strict=True):
             tier.append(width)
     for row in text.iter_rows():
         t.add_row(*(v or "" for v in row))

@@ -20,7 +20,6 @@ from taxlens.simulate.engine import METRIC_SCHEMA, Frictions, Policy, Run, evalu
 from taxlens.simulate.prices import Prices
 from taxlens.tax.federal import Profile
 
-
 #: The triggers simulated when none is asked for, as (bands, hybrid, calendars): monthly,
 #: quarterly and annual calendars, a 5-point band checked daily and Swedroe's 5/25 band, the
 #: policies a rebalancer's settings most often offer, so a bare `taxlens simulate` compares them.
