@@ -38,8 +38,8 @@ def grid(
     band, relative band, hybrid or calendar asked for, the common triggers (``DEFAULT_TRIGGERS``)."""
     if not (bands or relatives or hybrid or calendars):
         policies = [Policy("never", never=True)]
-        for b, h, c in DEFAULT_TRIGGERS:
-            policies += grid(bands=list(b), relatives=[], hybrid=h, calendars=list(c), lots=lots, to=to, defer=defer, cooldown=cooldown,
+        for widths_, hybrid_, calendars_ in DEFAULT_TRIGGERS:
+            policies += grid(bands=list(widths_), relatives=[], hybrid=hybrid_, calendars=list(calendars_), lots=lots, to=to, defer=defer, cooldown=cooldown,
                              wash_aware=wash_aware, placements=placements)[1:]
         return policies
     triggers: list[dict[str, object]] = []
