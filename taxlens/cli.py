@@ -678,7 +678,7 @@ def audit(ctx: click.Context, exports: tuple[str, ...], year: int | None, out_di
     """
     out, err = _console(), _console(stderr=True)
     failed = None
-    with _book(ctx, create=True) as book:
+    with _book(ctx, create=bool(exports)) as book:  # without exports, a read: no empty database made
         if exports:
             with _progress(err, not err.is_terminal) as progress:
                 report = book.ingest(exports, progress=progress)

@@ -166,7 +166,7 @@ def test_duckdb_never_writes_a_progress_bar_into_our_output(run, tmp_path: Path)
         assert store.con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
 
 
-@pytest.mark.parametrize("command", [["gains"], ["lots"], ["files"]])
+@pytest.mark.parametrize("command", [["gains"], ["lots"], ["files"], ["wash"], ["report"], ["audit"]])  # audit without exports is a read
 def test_reading_commands_never_create_a_database(run, tmp_path: Path, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     result = run(*command)
     assert result.exit_code == 1
