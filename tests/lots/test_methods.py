@@ -202,6 +202,22 @@ def test_buy_fees_add_to_basis_and_sell_fees_reduce_proceeds(book: Book, tmp_pat
     assert table(book.lots(open_only=True), OPEN) == rows("Alpaca, VTI, B1, 2025-01-02, 1, 50.116666666666666666")
 
 
+def test_hifo_ranks_lots_by_their_basis_with_the_fee(book: Book, tmp_path: Path) -> None:
+    """HIFO ranks by basis per share with the purchase fee in it, as the broker's 1099-B does
+    (RP2's HIFO ranked by price alone and differed from an exchange's 1099: rp2#150). B2 was
+    bought cheaper per share but its fee makes its basis the higher one."""
+    load(book, tmp_path, """
+        2025-01-02,Alpaca,VTI,buy,10,100.00,0,USD,etf,B1,
+        2025-01-03,Alpaca,VTI,buy,10,99.95,1.00,USD,etf,B2,
+        2025-03-03,Alpaca,VTI,sell,10,101.00,0,USD,etf,S1,
+    """)
+    # B1: 10 × 100.00 = 1000.00 (100.00 a share). B2: 10 × 99.95 + 1.00 = 1000.50 (100.05 a
+    # share): HIFO sells B2. Proceeds 1010.00 − 1000.50 = 9.50.
+    assert table(book.gains(method="hifo"), SLICE) == rows("""
+        10, 2025-01-03, 2025-03-03, 1010, 1000.5, 9.5, short, B2
+    """)
+
+
 def test_a_fee_in_another_currency_is_left_out_with_a_problem(book: Book, tmp_path: Path) -> None:
     """A fee charged in another currency has no exchange rate to bring it into the trade's
     currency: it is left out of basis or proceeds, and a problem names the row. (The generic
