@@ -180,6 +180,18 @@ class Config(BaseModel):
         return self.accounts.get(name, AccountConfig())
 
 
+_TOML_AT = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$", re.S)
+
+
+def toml_error(name: str | os.PathLike[str], exc: tomllib.TOMLDecodeError) -> str:
+    """``exc`` as ``name:LINE: message (column C)``, the place first as in every other
+    taxlens message (tomllib gives it at the end: "... (at line 4, column 6)")."""
+    m = _TOML_AT.match(str(exc))
+    if m is None:
+        return f"{name}: {exc}"
+    return f"{name}:{m['line']}: {m['what']} (column {m['column']})"
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load taxlens.toml from ``path``, or from the working directory when it exists there.
 
@@ -194,7 +206,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config()
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(toml_error(file, exc)) from exc
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{file}: {exc}") from exc
     try:
         return Config.model_validate({**data, "path": str(file)})

@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
+from taxlens.config import toml_error
 from taxlens.errors import ConfigError, FileError, RowError
 from taxlens.ingest import fastcsv
 from taxlens.ingest.base import Context, Extracted, Source
@@ -85,7 +86,7 @@ def load_mapping(path: str | os.PathLike[str]) -> Layout:
     except FileNotFoundError as exc:
         raise ConfigError(f"{name}: mapping file not found") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{name}: {exc}") from exc
+        raise ConfigError(toml_error(name, exc)) from exc
     known = {"name", "date_format", "delimiter", "skip_lines", "lenient_numbers",
              "signed_quantity", "columns", "constants", "sides", "ignore"}
     unknown = sorted(set(data) - known)

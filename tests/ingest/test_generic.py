@@ -248,6 +248,7 @@ def test_a_signed_quantity_mapping_takes_the_side_from_the_sign(tmp_path: Path) 
         ("[columns]\nwhen = 'Date'\n", "[columns] 'when' is not a taxlens column"),
         ("[columns]\ndate='D'\naccount='A'\nsymbol='S'\nside='X'\nquantity='Q'\nprice='P'\n[sides]\nBought='purchase'\n", "[sides] 'bought' = 'purchase' is not a taxlens side"),
         ("[columns]\ndate = 'D'\n", "no column or constant for account, symbol, side, quantity, price"),
+        ("[columns]\ndate = \n", "m.toml:2: Invalid value (column 8)"),
     ],
 )
 def test_mapping_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
