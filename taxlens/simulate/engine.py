@@ -341,6 +341,10 @@ def evaluate(run: Run, prices: Prices, targets: dict[str, float], profile: Profi
     in_window = frame.filter(pl.col("trade_date").is_between(start, end) & (pl.col("fee_currency") != pl.col("symbol")))
     fees = Decimal(in_window.select(pl.col("fee").sum()).item() or 0)
     end_value = Decimal(f"{run.values[-1]:.2f}")
+    # After tax, what the starting portfolio became: the money added along the way (deposits;
+    # for the replayed `actual`, the cash its buys took net of its sales, which the replay does
+    # not hold) is taken out, so a policy and `actual` compare from the same start.
+    added = Decimal(f"{run.flows[1:].sum():.2f}") if run.flows.size else Decimal(0)
     sells = frame.filter((pl.col("action") == "sell") & pl.col("trade_date").is_between(start, end))
     sold_value = float(sells.select((pl.col("quantity") * pl.col("price")).sum()).item() or 0)
     years = max((end - start).days, 1) / 365.25
@@ -354,7 +358,7 @@ def evaluate(run: Run, prices: Prices, targets: dict[str, float], profile: Profi
         "taxable_events": disposals.select(pl.col("seq").n_unique()).item() if disposals.height else 0,
         "short": short_total, "long": long_total,
         "washed": Decimal(washed.filter(pl.col("disposed").is_between(start, end)).select(pl.col("disallowed").sum()).item() or 0),
-        "tax": tax, "tax_and_fees": tax + fees, "end_value": end_value, "after_tax": end_value - tax,
+        "tax": tax, "tax_and_fees": tax + fees, "end_value": end_value, "after_tax": end_value - added - tax,
         "tracking_error": te, "drift_mean": drift_mean, "drift_max": drift_max,
     }
 

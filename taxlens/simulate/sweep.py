@@ -146,7 +146,9 @@ def locate(policy: Policy, prices: Prices, targets: dict[str, float], profile: P
 
 def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots: list[tuple[dt.date, str, Decimal, Decimal]] | None) -> Run:
     """The actual trades as a path on the panel: holdings of the target symbols valued at the
-    panel's closes (for tracking error and drift), trades counted as events by day."""
+    panel's closes (for tracking error and drift), trades counted as events by day. It starts
+    from ``lots`` (the real lots open on the first price date) when given, else from the
+    buys and sells before that date."""
     names = list(targets)
     idx = [prices.symbols.index(s) for s in names]
     close = prices.close[:, idx]
@@ -160,7 +162,9 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
         by_day.setdefault(day, []).append((names.index(symbol), float(quantity) * (-1 if action == "sell" else 1)))
     values, weights, flows = np.zeros(len(prices.dates)), np.zeros((len(prices.dates), len(names))), np.zeros(len(prices.dates))
     events = 0
-    pending = sorted(d for d in by_day if d < prices.dates[0])
+    # The lots open at the start already hold what the earlier trades bought and sold: those
+    # trades build the start only when there are no lots.
+    pending = [] if lots else sorted(d for d in by_day if d < prices.dates[0])
     for d in pending:
         for j, dq in by_day[d]:
             q[j] += dq

@@ -18,7 +18,7 @@ import taxlens
 from taxlens.report.audit import build_audit, tax_profile
 from taxlens.simulate.engine import Frictions, Policy, evaluate, simulate, trade_frame
 from taxlens.simulate.prices import Prices, load_prices
-from taxlens.simulate.sweep import compare, grid
+from taxlens.simulate.sweep import compare, grid, replay
 from taxlens.tax.federal import Profile
 from tests.conftest import write
 from tests.test_report import CONFIG, HEADER, TRADES
@@ -233,3 +233,34 @@ def test_asset_location_puts_the_costliest_holding_in_the_ira() -> None:
     assert 0 <= located["tax"] < taxable["tax"]
     ira_trades = trade_frame(runs[located["policy"]]).filter(pl.col("account") == "simulated IRA")
     assert set(ira_trades.get_column("symbol").to_list()) == {"AAA"}
+
+
+@pytest.mark.parametrize("with_lots", [True, False])
+def test_the_replay_starts_from_the_shares_held_once(with_lots: bool) -> None:
+    """The replayed `actual` starts from the real lots open on the first price date, then
+    applies the year's trades. It also applied every trade before that date on top of those
+    lots, so the sample's 2024 purchases counted twice (an end value of 600,450.44 where the
+    policies held about 250,000). Without lots, the earlier trades build the start."""
+    dates = [dt.date(2025, 1, 2) + dt.timedelta(days=i) for i in range(90)]
+    p = Prices(dates, ["VTI"], np.full((90, 1), 100.0), np.zeros((90, 1)), np.ones((90, 1)), "test")
+    trades = pl.DataFrame({
+        "trade_date": [dt.date(2024, 6, 3), dt.date(2025, 3, 3)], "symbol": ["VTI", "VTI"],
+        "action": ["buy", "buy"], "quantity": [Decimal(10), Decimal(5)],
+    })
+    lots = [(dt.date(2024, 6, 3), "VTI", Decimal(10), Decimal(1000))] if with_lots else None
+    run = replay(trades, p, {"VTI": 1.0}, lots)
+    # 10 shares × 100.00 at the start; 15 after the March buy, whose 500.00 came from cash the
+    # replay does not hold: a flow, which the after-tax value takes out.
+    assert (run.values[0], run.values[-1]) == (1000.0, 1500.0)
+    assert run.flows[1:].sum() == 500.0
+
+
+def test_the_after_tax_value_leaves_out_the_money_added_during_the_year() -> None:
+    """`never` keeps a deposit as cash: the ending value grows by it, the after-tax value (what
+    the starting portfolio became) does not, so runs with and without flows compare."""
+    p = panel()
+    bare = evaluate(simulate(Policy("never", never=True), p, TARGETS, cash=100_000.0), p, TARGETS, PROFILE)
+    funded = evaluate(simulate(Policy("never", never=True), p, TARGETS, cash=100_000.0, flows={p.dates[100]: 1000.0}),
+                      p, TARGETS, PROFILE)
+    assert funded["end_value"] == bare["end_value"] + 1000
+    assert funded["after_tax"] == bare["after_tax"]
