@@ -93,7 +93,8 @@ def frontier(metrics: pl.DataFrame) -> str:
     actual trades marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(12, 5))
-    labelled = 0
+    # Policies that never trigger all sit on `never`'s point: one label says how many share it.
+    frontier_points: dict[tuple[float, float], list[str]] = {}
     for r in metrics.iter_rows(named=True):
         x, y = float(r["tracking_error"]) * 100, float(r["tax_and_fees"])
         if r["policy"] == "actual":
@@ -102,10 +103,12 @@ def frontier(metrics: pl.DataFrame) -> str:
         else:
             ax.scatter([x], [y], s=22, color="#bbbbbb" if r["dominated"] else _LONG, zorder=2)
             if not r["dominated"]:
-                # Frontier points often sit close together: stagger their labels.
-                ax.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(6, 6 + 11 * (labelled % 4)),
-                            fontsize=7, color=_INK, arrowprops={"arrowstyle": "-", "color": "#cccccc", "lw": 0.5})
-                labelled += 1
+                frontier_points.setdefault((x, y), []).append(r["policy"])
+    for labelled, ((x, y), names) in enumerate(frontier_points.items()):
+        label = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more alike"
+        # Frontier points often sit close together: stagger their labels.
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6 + 11 * (labelled % 4)),
+                    fontsize=7, color=_INK, arrowprops={"arrowstyle": "-", "color": "#cccccc", "lw": 0.5})
     ax.set_title("Cost against tracking error (lower left is better)")
     ax.set_xlabel("tracking error vs target, % a year")
     ax.set_ylabel("tax + fees, USD")

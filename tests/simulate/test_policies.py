@@ -264,3 +264,19 @@ def test_the_after_tax_value_leaves_out_the_money_added_during_the_year() -> Non
                       p, TARGETS, PROFILE)
     assert funded["end_value"] == bare["end_value"] + 1000
     assert funded["after_tax"] == bare["after_tax"]
+
+
+def test_the_frontier_labels_policies_on_one_point_once() -> None:
+    """Bands too wide to trigger all sit on `never`'s point: their names were drawn on top of
+    one another. One label now says how many share the point."""
+    from taxlens.report import charts
+
+    metrics = pl.DataFrame({
+        "policy": ["never", "band 5pp quarterly fifo", "band 10pp annual fifo", "monthly fifo", "actual"],
+        "tracking_error": [0.0126, 0.0126, 0.0126, 0.0098, 0.0146],
+        "tax_and_fees": [Decimal(0), Decimal(0), Decimal(0), Decimal("3380.91"), Decimal("20452.02")],
+        "dominated": [False, False, False, False, True],
+    })
+    svg = charts.frontier(metrics)
+    assert svg.count("never and 2 more alike") == 1
+    assert "band 5pp quarterly fifo" not in svg and "monthly fifo" in svg
