@@ -110,16 +110,60 @@ def load_prices(path: str | Path) -> Prices:
 
 def prices_from_trades(trades: pl.DataFrame) -> Prices:
     """A panel from the stored trades' prices: each symbol's last traded price of each day,
-    carried forward over the weekdays in between."""
+    carried forward over the weekdays in between, with the splits the stored trades record
+    (``split_ratios``) on their dates."""
     priced = trades.filter(pl.col("price").is_not_null() & pl.col("action").is_in(["buy", "sell", "reinvest"]))
     if priced.height == 0:
         raise FileError("trades", "no priced trades to take prices from (pass --prices FILE)")
     last = priced.sort("trade_date", "ts", nulls_last=False).group_by("trade_date", "symbol").agg(pl.col("price").last())
-    rows = [(d, s, float(p), 0.0, 1.0) for d, s, p in last.iter_rows()]
-    first, final = min(r[0] for r in rows), max(r[0] for r in rows)
+    quotes = {(d, s): float(p) for d, s, p in last.iter_rows()}
+    ratios = {key: r for key, r in split_ratios(trades).items() if key[1] in {s for _, s in quotes}}
+    rows = [(d, s, quotes.get((d, s), np.nan), 0.0, ratios.get((d, s), 1.0)) for d, s in quotes.keys() | ratios.keys()]
+    first, final = min(d for d, _ in quotes), max(d for d, _ in quotes)
     days = [first + dt.timedelta(days=i) for i in range((final - first).days + 1)]
-    weekdays = {d for d in days if d.weekday() < 5} | {r[0] for r in rows}
-    return _panel(rows, "the stored trades", sorted(weekdays))
+    weekdays = {d for d in days if d.weekday() < 5} | {r[0] for r in rows if first <= r[0] <= final}
+    return _panel([r for r in rows if first <= r[0] <= final], "the stored trades", sorted(weekdays))
+
+
+#: Signs of the actions that change how many shares an account holds.
+_HELD = {"buy": 1, "reinvest": 1, "buy_to_cover": 1, "transfer_in": 1, "split_in": 1, "income": 1,
+         "sell": -1, "sell_short": -1, "transfer_out": -1, "split_out": -1}
+
+
+def split_ratios(trades: pl.DataFrame) -> dict[tuple[dt.date, str], float]:
+    """Each split the stored trades record, as {(date, symbol): shares after ÷ before}. A split
+    is stored as the shares it added (``split_in``) or took away (``split_out``) in an account;
+    the ratio is the account's holding after over before, at the end of the day before (the
+    account holding the most shares decides). Kept only when it is a ratio a split has, p:q
+    with p and q up to 100 to within 0.5% (the rest is cash in lieu): a history that starts
+    after the account's first shares gives no true "before", and a wrong ratio would revalue
+    the whole holding."""
+    from fractions import Fraction
+
+    moves = (
+        trades.filter(pl.col("action").is_in(list(_HELD)) & pl.col("quantity").is_not_null())
+        .select(
+            "account", "symbol", "trade_date",
+            (pl.col("quantity").cast(pl.Float64) * pl.col("action").replace_strict(_HELD, return_dtype=pl.Float64)).alias("dq"),
+            pl.col("action").is_in(["split_in", "split_out"]).alias("is_split"),
+        )
+    )
+    daily = (
+        moves.group_by("account", "symbol", "trade_date")
+        .agg(pl.col("dq").sum(), pl.col("dq").filter(pl.col("is_split")).sum().alias("split_dq"), pl.col("is_split").any())
+        .sort("account", "symbol", "trade_date")
+        .with_columns((pl.col("dq").cum_sum().over("account", "symbol") - pl.col("dq")).alias("before"))
+        .filter(pl.col("is_split") & (pl.col("before") > 0) & (pl.col("split_dq") != 0))
+        .sort("before", descending=True)
+        .unique(["symbol", "trade_date"], keep="first", maintain_order=True)
+    )
+    ratios: dict[tuple[dt.date, str], float] = {}
+    for symbol, day, before, added in daily.select("symbol", "trade_date", "before", "split_dq").iter_rows():
+        ratio = (before + added) / before
+        clean = Fraction(ratio).limit_denominator(100)
+        if ratio > 0 and clean != 1 and clean.numerator <= 100 and abs(float(clean) / ratio - 1) <= 0.005:
+            ratios[(day, symbol)] = float(clean)
+    return ratios
 
 
 def _panel(rows: list[tuple[dt.date, str, float, float, float]], source: str, dates: list[dt.date] | None = None) -> Prices:
@@ -134,13 +178,16 @@ def _panel(rows: list[tuple[dt.date, str, float, float, float]], source: str, da
         close[di[day], si[symbol]] = c
         dividend[di[day], si[symbol]] = dv
         split[di[day], si[symbol]] = sp
-    # Carry each close forward over days without a quote.
+    # Carry each close forward over days without a quote; one carried across a split is in
+    # shares of before it, so it is divided by the splits since (a split applies from the
+    # start of its day: a quote that day is already in the new shares).
     for j in range(close.shape[1]):
         col = close[:, j]
         valid = ~np.isnan(col)
         idx = np.where(valid, np.arange(len(col)), 0)
         np.maximum.accumulate(idx, out=idx)
-        filled = col[idx]
+        since = np.cumprod(split[:, j])
+        filled = col[idx] * since[idx] / since
         filled[: np.argmax(valid) if valid.any() else len(col)] = np.nan  # nothing before the first quote
         close[:, j] = filled
     return Prices(dates, symbols, close, dividend, split, source)

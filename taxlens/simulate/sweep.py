@@ -151,7 +151,7 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
     buys and sells before that date."""
     names = list(targets)
     idx = [prices.symbols.index(s) for s in names]
-    close = prices.close[:, idx]
+    close, split = prices.close[:, idx], prices.split[:, idx]
     q = np.zeros(len(names))
     for acquired, symbol, quantity, _ in lots or []:
         if symbol in names and acquired < prices.dates[0]:
@@ -170,6 +170,7 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
             q[j] += dq
     cursor = prices.dates[0]
     for i, day in enumerate(prices.dates):
+        q *= split[i]  # a split changes the shares, not their value (the closes are as quoted)
         held = q * close[i]
         total = held.sum()
         weights[i] = held / total if total > 0 else 0

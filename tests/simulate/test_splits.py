@@ -1,0 +1,93 @@
+"""Splits in the simulator's price panel and replay, worksheet by worksheet.
+
+The stored trades' prices are as quoted: after a 2-for-1 split a share trades at half. The
+panel must carry the split on its date, or every policy holding the stock loses half its value
+overnight and the bands buy it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import numpy as np
+import polars as pl
+
+from taxlens.simulate.engine import Policy, simulate
+from taxlens.simulate.prices import prices_from_trades, split_ratios
+from taxlens.simulate.sweep import replay
+
+
+def trades(rows: str) -> pl.DataFrame:
+    """``date, account, symbol, action, quantity, price`` lines as a trades frame."""
+    parsed = [[f.strip() for f in line.split(",")] for line in rows.strip().splitlines()]
+    return pl.DataFrame({
+        "trade_date": [dt.date.fromisoformat(r[0]) for r in parsed],
+        "ts": [None] * len(parsed),
+        "account": [r[1] for r in parsed], "symbol": [r[2] for r in parsed], "action": [r[3] for r in parsed],
+        "quantity": [Decimal(r[4]) for r in parsed], "price": [Decimal(r[5]) if r[5] else None for r in parsed],
+    }, schema_overrides={"ts": pl.Datetime("us", "UTC"), "quantity": pl.Decimal(38, 18), "price": pl.Decimal(38, 18)})
+
+
+HISTORY = trades("""
+    2025-01-02, A, VTI,  buy,        10,  100.00
+    2025-01-02, B, VTI,  buy,         4,  100.00
+    2025-03-03, A, VTI,  sell,        2,  104.00
+    2025-06-02, A, VTI,  split_in,    8,
+    2025-06-02, B, VTI,  split_in,    4,
+    2025-06-04, A, VTI,  buy,         2,   51.00
+    2025-01-02, A, XYZ,  buy,       100,    2.00
+    2025-05-01, A, XYZ,  split_out,  90,
+    2025-05-02, A, XYZ,  sell,        5,   21.00
+    2025-02-03, C, LATE, split_in,   17,
+    2025-01-02, C, LATE, buy,         3,   10.00
+""")
+
+
+def test_a_split_ratio_is_the_holding_after_over_before() -> None:
+    # VTI: A held 10 − 2 = 8 at the end of 2025-06-01; the split added 8: 16 / 8 = 2 (B, 4 + 4,
+    # agrees). XYZ: 100 held, 90 taken away: 10 / 100 = 1:10. LATE: 3 held, 17 added: 20/3 is
+    # a ratio p:q up to 100, kept (a history that starts late can mislead; see split_ratios).
+    assert split_ratios(HISTORY) == {
+        (dt.date(2025, 6, 2), "VTI"): 2.0, (dt.date(2025, 5, 1), "XYZ"): 0.1, (dt.date(2025, 2, 3), "LATE"): 20 / 3,
+    }
+
+
+def test_a_split_ratio_that_no_split_has_is_left_out() -> None:
+    # ODD: 997 held, 3 added: 1000/997 is within 0.5% of 1:1, no split. RUM: 7 held, 5 added:
+    # 12/7 is p:q up to 100. BIG: 3 held, 997 added: 1000/3 has no p up to 100.
+    odd = trades("""
+        2025-01-02, A, ODD, buy,      997, 1.00
+        2025-02-03, A, ODD, split_in,   3,
+        2025-01-02, A, RUM, buy,        7, 1.00
+        2025-02-03, A, RUM, split_in,   5,
+        2025-01-02, A, BIG, buy,        3, 1.00
+        2025-02-03, A, BIG, split_in, 997,
+    """)
+    assert split_ratios(odd) == {(dt.date(2025, 2, 3), "RUM"): 12 / 7}
+
+
+def test_the_panel_carries_a_split_on_its_date_and_divides_the_close_carried_across_it() -> None:
+    p = prices_from_trades(HISTORY).window(dt.date(2025, 5, 29), dt.date(2025, 6, 5))
+    j = p.symbols.index("VTI")
+    by_day = {d: (float(p.close[i, j]), float(p.split[i, j])) for i, d in enumerate(p.dates)}
+    # The last quote before the split is 104.00 (2025-03-03), carried forward; from the split
+    # on it is 52.00 in the new shares, until the quote of 51.00 on 2025-06-04.
+    assert by_day[dt.date(2025, 5, 30)] == (104.0, 1.0)
+    assert by_day[dt.date(2025, 6, 2)] == (52.0, 2.0)
+    assert by_day[dt.date(2025, 6, 3)] == (52.0, 1.0)
+    assert by_day[dt.date(2025, 6, 4)] == (51.0, 1.0)
+
+
+def test_holding_through_a_split_keeps_its_value() -> None:
+    """`never` and the replayed actual hold 8 VTI into the split: 16 after it, at half the
+    price, the same 832.00 (the split is not a loss); at the 51.00 quote, 16 × 51 = 816.00.
+    Without the split in the panel, 8 shares at 51.00 were worth 408.00."""
+    p = prices_from_trades(HISTORY).window(dt.date(2025, 5, 1), dt.date(2025, 6, 5))
+    lots = [(dt.date(2025, 1, 2), "VTI", Decimal(8), Decimal(800))]
+    never = simulate(Policy("never", never=True), p, {"VTI": 1.0}, lots=lots)
+    split_day = p.dates.index(dt.date(2025, 6, 2))
+    assert np.allclose(never.values[: split_day + 2], 832.0) and never.values[-1] == 816.0  # the panel ends at the last quote
+    # The replay also buys 2 at 51.00 on 2025-06-04: 102.00 of cash it does not hold, a flow.
+    actual = replay(HISTORY, p, {"VTI": 1.0}, lots)
+    assert np.allclose(actual.values[-1] - actual.flows[1:].sum(), 816.0)
