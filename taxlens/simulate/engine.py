@@ -89,6 +89,7 @@ class Run:
     weights: np.ndarray  # (dates, symbols) weights before trading
     events: int
     opening: list[tuple[dt.date, str, int, Decimal]] = field(default_factory=list)  # acquired, symbol, micro, basis
+    splits: list[tuple[dt.date, str, int]] = field(default_factory=list)  # date, symbol, micro added (< 0: taken)
 
 
 def _period_ends(dates: list[dt.date], calendar: str) -> np.ndarray:
@@ -151,6 +152,7 @@ def simulate(
     cash_now = cash
     trades: list[tuple[dt.date, str, str, int, float, float, str]] = []
     skipped: list[tuple[dt.date, str, str]] = []
+    split_moves: list[tuple[dt.date, str, int]] = []
     values = np.zeros(n_days)
     flow_in = np.zeros(n_days)
     weights = np.zeros((n_days, n))
@@ -234,7 +236,10 @@ def simulate(
         for jj in np.flatnonzero(ratio != 1):
             j = int(jj)
             after = int(q[j] * ratio[j])
-            q[j] = after - after % step
+            after -= after % step
+            if after != q[j]:
+                split_moves.append((day, names[j], after - int(q[j])))  # booked with the trades
+            q[j] = after
             for lot in fifo[j]:
                 lot[1], lot[2] = lot[1] * ratio[j], lot[2] / ratio[j]
         cash_now += float((q / MICRO * dividend[d]).sum())
@@ -264,7 +269,7 @@ def simulate(
                     events += 1
                     last_event = d
         values[d] = float((q / MICRO * px).sum()) + cash_now
-    return Run(policy, trades, skipped, values, flow_in, weights, events, opening)
+    return Run(policy, trades, skipped, values, flow_in, weights, events, opening, split_moves)
 
 
 # -- booking and metrics ---------------------------------------------------------------------------
@@ -286,13 +291,17 @@ def account_of(policy: Policy, symbol: str) -> str:
 
 
 def trade_frame(run: Run) -> pl.DataFrame:
-    """The run's trades (and its opening lots) as stored trades: what ``book`` reads."""
+    """The run's trades (and its opening lots and the splits of its holdings) as stored trades:
+    what ``book`` reads."""
     rows = []
     for k, (acquired, symbol, micro, basis) in enumerate(run.opening):
         rows.append(_row(f"O{k}", acquired, symbol, "buy", micro, None, Decimal(0), -basis, "opening lot", account_of(run.policy, symbol)))
     for k, (day, symbol, side, micro, price, fee, reason) in enumerate(run.trades):
         rows.append(_row(f"S{k}", day, symbol, side, micro, Decimal(f"{price:.6f}"), Decimal(f"{fee:.2f}"), None, reason,
                          account_of(run.policy, symbol)))
+    for k, (day, symbol, micro) in enumerate(run.splits):
+        rows.append(_row(f"X{k}", day, symbol, "split_in" if micro > 0 else "split_out", abs(micro), None, Decimal(0), None,
+                         "split", account_of(run.policy, symbol)))
     return pl.DataFrame(rows, schema=TRADE_COLUMNS)
 
 

@@ -13,8 +13,10 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from taxlens.simulate.engine import Policy, simulate
-from taxlens.simulate.prices import prices_from_trades, split_ratios
+from taxlens.lots.book import book
+from taxlens.lots.events import Settings
+from taxlens.simulate.engine import Policy, simulate, trade_frame
+from taxlens.simulate.prices import Prices, prices_from_trades, split_ratios
 from taxlens.simulate.sweep import replay
 
 
@@ -91,3 +93,26 @@ def test_holding_through_a_split_keeps_its_value() -> None:
     # The replay also buys 2 at 51.00 on 2025-06-04: 102.00 of cash it does not hold, a flow.
     actual = replay(HISTORY, p, {"VTI": 1.0}, lots)
     assert np.allclose(actual.values[-1] - actual.flows[1:].sum(), 816.0)
+
+
+def test_a_policy_that_sells_after_a_split_books_the_split() -> None:
+    """The simulated trades are booked for their tax: the split must be booked too, or a sale
+    of post-split shares finds half of them in no lot (basis unknown, left out of the tax).
+    A monthly rebalance of VTI and XYZ: VTI splits 2-for-1 on 2025-06-02, at 60.00 after
+    (120.00 a pre-split share, up from 100.00), and the June rebalance sells some of it."""
+    days = [d for d in (dt.date(2025, 5, 1) + dt.timedelta(days=i) for i in range(61)) if d.weekday() < 5]
+    close = np.array([[100.0 if d < dt.date(2025, 6, 2) else 60.0, 10.0] for d in days])
+    split = np.ones_like(close)
+    split[days.index(dt.date(2025, 6, 2)), 0] = 2.0
+    p = Prices(days, ["VTI", "XYZ"], close, np.zeros_like(close), split, "test")
+    lots = [(dt.date(2025, 1, 2), "VTI", Decimal(10), Decimal(900)), (dt.date(2025, 1, 2), "XYZ", Decimal(100), Decimal(1000))]
+    run = simulate(Policy("m", calendar="M"), p, {"VTI": 0.5, "XYZ": 0.5}, lots=lots)
+    frame = trade_frame(run)
+    held = frame.filter((pl.col("symbol") == "VTI") & (pl.col("trade_date") < dt.date(2025, 6, 2)))
+    before = sum(q if a == "buy" else -q for a, q in held.select("action", "quantity").iter_rows())
+    # The split adds as many shares as were held the day before.
+    assert frame.filter(pl.col("action") == "split_in").select("trade_date", "symbol", "quantity").rows() == [
+        (dt.date(2025, 6, 2), "VTI", before)]
+    assert frame.filter((pl.col("symbol") == "VTI") & (pl.col("action") == "sell") & (pl.col("trade_date") >= dt.date(2025, 6, 2))).height
+    booked = book(frame, Settings(default_method="fifo"))
+    assert booked.disposals.filter(pl.col("cost_basis").is_null()).height == 0
