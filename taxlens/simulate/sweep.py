@@ -151,7 +151,8 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
     buys and sells before that date."""
     names = list(targets)
     idx = [prices.symbols.index(s) for s in names]
-    close, split = prices.close[:, idx], prices.split[:, idx]
+    close, split, dividend = prices.close[:, idx], prices.split[:, idx], prices.dividend[:, idx]
+    paid = 0.0  # dividends, kept as cash as a policy keeps them
     q = np.zeros(len(names))
     for acquired, symbol, quantity, _ in lots or []:
         if symbol in names and acquired < prices.dates[0]:
@@ -171,6 +172,7 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
     cursor = prices.dates[0]
     for i, day in enumerate(prices.dates):
         q *= split[i]  # a split changes the shares, not their value (the closes are as quoted)
+        paid += float((q * dividend[i]).sum())
         held = q * close[i]
         total = held.sum()
         weights[i] = held / total if total > 0 else 0
@@ -181,8 +183,8 @@ def replay(trades: pl.DataFrame, prices: Prices, targets: dict[str, float], lots
                 q[j] += dq
         if moved:
             events += 1
-        values[i] = (q * close[i]).sum()
-        flows[i] = values[i] - before  # buying and selling move money in and out of the holdings
+        values[i] = (q * close[i]).sum() + paid
+        flows[i] = values[i] - paid - before  # buying and selling move money in and out of the holdings
         cursor = day
     policy = Policy("actual", lots="fifo")
     return Run(policy, [], [], values, flows, weights, events)

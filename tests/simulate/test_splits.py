@@ -116,3 +116,18 @@ def test_a_policy_that_sells_after_a_split_books_the_split() -> None:
     assert frame.filter((pl.col("symbol") == "VTI") & (pl.col("action") == "sell") & (pl.col("trade_date") >= dt.date(2025, 6, 2))).height
     booked = book(frame, Settings(default_method="fifo"))
     assert booked.disposals.filter(pl.col("cost_basis").is_null()).height == 0
+
+
+def test_the_replay_keeps_the_dividends_its_shares_earn() -> None:
+    """A policy is paid its dividends into cash; the replayed actual was not, which put it
+    behind every policy by the year's yield. 8 VTI at 104.00 paid 1.50 a share: 12.00."""
+    dates = [dt.date(2025, 5, 1) + dt.timedelta(days=i) for i in range(10)]
+    close = np.full((10, 1), 104.0)
+    dividend = np.zeros((10, 1))
+    dividend[3, 0] = 1.5
+    p = Prices(dates, ["VTI"], close, dividend, np.ones((10, 1)), "test")
+    lots = [(dt.date(2025, 1, 2), "VTI", Decimal(8), Decimal(800))]
+    never = simulate(Policy("never", never=True), p, {"VTI": 1.0}, lots=lots)
+    actual = replay(HISTORY.filter(pl.col("trade_date") < dt.date(2025, 5, 1)), p, {"VTI": 1.0}, lots)
+    assert never.values[-1] == actual.values[-1] == 8 * 104.0 + 12.0
+    assert not actual.flows.any()
