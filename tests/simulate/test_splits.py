@@ -1,4 +1,5 @@
-"""Splits in the simulator's price panel and replay, worksheet by worksheet.
+"""Splits (and dividends) in the simulator's price panel, its policies and its replay of the
+actual trades, worksheet by worksheet.
 
 The stored trades' prices are as quoted: after a 2-for-1 split a share trades at half. The
 panel must carry the split on its date, or every policy holding the stock loses half its value
