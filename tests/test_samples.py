@@ -55,3 +55,7 @@ def test_the_committed_reports_are_what_the_readme_s_first_command_writes(tmp_pa
     committed = SAMPLES.parent / "reports"
     for name in ("audit-2025.json", "metrics-2025.csv", "form8949-2025.csv", "taxlens-2025.txf"):
         assert (tmp_path / "reports" / name).read_bytes() == (committed / name).read_bytes(), name
+    # The HTML counts the wash sales as the metrics do (347); the one BTC match the rule does
+    # not cover is listed apart, for information (the heading said 348).
+    html = (tmp_path / "reports" / "report-2025.html").read_text()
+    assert "<h2>Wash sales (347)</h2>" in html and "Also listed, for information only: 1 on digital assets" in html
