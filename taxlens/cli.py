@@ -31,6 +31,7 @@ from taxlens.ingest import ADAPTERS
 from taxlens.lots.book import summary, summed
 from taxlens.lots.engine import Booked
 from taxlens.lots.wash import WASH_SUMMARY_COLUMNS, wash_summary
+from taxlens.models import AccountType
 from taxlens.report import forms, holdings, listing, render
 from taxlens.report.audit import AUDIT_BOOKING_TOTALS, AUDIT_TRADE_COLUMNS, Audit, audit_years, build_audit
 from taxlens.report.reconcile import read_broker
@@ -353,37 +354,44 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
     never a zero one, and reported on stderr with its file and line.
     """
     out, err = _console(), _console(stderr=True)
+    advantaged: list[str] = []
 
-    def shown(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Decimal | int]]:
+    def shown(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Decimal | int], dict[str, Decimal | int]]:
         rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
         return rounded.select(GAINS_COLUMNS).with_columns(
             pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
-        ), summary(rounded)
+        ), summary(rounded), summary(rounded.filter(pl.col("account").is_in(advantaged)))
 
     # Rendered with the book open: a new booking is being stored meanwhile (Book.close waits).
     with _book(ctx) as book:
+        advantaged += [name for name, acc in book.config.accounts.items() if acc.type != AccountType.TAXABLE]
         streamed = book.in_batches("disposals", year=year, account=account, symbol=symbol, method=method)
         if streamed is None:
             result = book.booked(method=method)
             problems, errors = result.problems, result.errors
             _print_problems(problems + errors, err)
-            rows, totals = shown(select_gains(result.disposals, year=year, account=account, symbol=symbol))
+            rows, totals, sheltered = shown(select_gains(result.disposals, year=year, account=account, symbol=symbol))
             listing.render(rows, fmt, sys.stdout, out)
         else:
             # A book of millions of trades: read back from the stored booking a batch at a
             # time, the totals added up batch by batch.
             problems, errors, read = streamed
             _print_problems(problems + errors, err)
-            sums = []
+            sums, sheltered_sums = [], []
 
             def counted(batch: pl.DataFrame) -> pl.DataFrame:
-                rows, part = shown(batch)
+                rows, part, sheltered_part = shown(batch)
                 sums.append(part)
+                sheltered_sums.append(sheltered_part)
                 return rows
 
             _render_batches(read, counted, fmt, out)
-            totals = summed(sums)
+            totals, sheltered = summed(sums), summed(sheltered_sums)
     line = listing.gains_summary(totals)
+    if sheltered["disposals"]:
+        # The totals above are the booking's, every account in; a reader adding up a tax year
+        # must not count what an IRA sold.
+        line += "\n" + listing.sheltered_summary(sheltered)
     (out if fmt == "table" else err).print(line, markup=False)
     if errors:
         raise click.ClickException("some specific-ID selections could not be honoured (listed above)")

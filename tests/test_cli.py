@@ -178,3 +178,20 @@ def test_accounts_before_any_ingest_lists_the_configured_ones(run, tmp_path: Pat
     write(tmp_path, "taxlens.toml", '[accounts."Roth"]\ntype = "roth_ira"\n')
     assert run("accounts", "--format", "csv").output.splitlines()[1] == "Roth,roth_ira,self,yes,,0,,"
     assert not (tmp_path / "taxlens.duckdb").exists()
+
+
+def test_gains_says_what_of_its_totals_an_ira_sold(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`gains` lists every account's sales; its totals did too, with nothing to tell an IRA's
+    sale (not taxed, not on Form 8949) from a taxable one. A second line now says."""
+    write(tmp_path, "taxlens.toml", '[accounts."Roth"]\ntype = "roth_ira"\n')
+    write(tmp_path, "t.csv", HEADER + ROWS + "2025-01-02,Roth,VTI,buy,5,250.00,0\n2025-02-03,Roth,VTI,sell,5,260.00,0\n")
+    assert run("ingest", "-q", "t.csv").exit_code == 0
+    result = run("gains", "--format", "csv")
+    assert result.exit_code == 0
+    # Alpaca: 4 × 251 − 4 × (2505.35 / 10) = 1004 − 1002.14 = 1.86. Roth: 1300 − 1250 = 50.
+    assert result.stderr.splitlines()[-2:] == [
+        "2 lot slices sold: proceeds 2304.00, basis 2252.14; short-term gains 51.86, losses 0.00; long-term gains 0.00, losses 0.00",
+        "of which 1 in tax-advantaged accounts (not taxed, not on Form 8949): proceeds 1300.00, basis 1250.00, gain 50.00",
+    ]
+    # A taxable account alone has no such line.
+    assert "tax-advantaged" not in run("gains", "--account", "Alpaca", "--format", "csv").stderr

@@ -343,6 +343,16 @@ def gains_summary(totals: dict[str, Decimal | int]) -> str:
     return line
 
 
+def sheltered_summary(totals: dict[str, Decimal | int]) -> str:
+    """The line under ``gains_summary`` for the part of it sold in tax-advantaged accounts."""
+    c = {k: cents(v) if isinstance(v, Decimal) else v for k, v in totals.items()}
+    gain = cents(sum((Decimal(totals[k]) for k in ("short_gains", "short_losses", "long_gains", "long_losses")), Decimal(0)))
+    return (
+        f"of which {c['disposals']} in tax-advantaged accounts (not taxed, not on Form 8949): "
+        f"proceeds {c['proceeds']}, basis {c['cost_basis']}, gain {gain}"
+    )
+
+
 def wash_summary_line(totals: dict[str, Decimal | int], year: int | None, disposals: pl.DataFrame | None = None) -> str:
     """The totals of ``taxlens wash`` (money in cents). With ``disposals`` (``disposed`` and
     ``adjustment`` of the sales the totals cover), also Form 8949's column (g) total, its rows
