@@ -823,10 +823,9 @@ def simulate(ctx: click.Context, year: int | None, prices_file: str | None, targ
     Runs every combination of the options given (e.g. --band 1,2,5,10 --calendar M,Q,A
     --lots fifo,taxmin), plus `never`, and the year's real trades replayed as `actual`. With
     no --band, --relative, --hybrid or --calendar: monthly, quarterly and annual calendars, a
-    5-point band and the 5/25 band. Prints
-    one row per policy (events, trades, turnover, fees, realized gains, wash sales, tax,
-    tracking error, drift) and writes an HTML page with the frontier of tax plus fees against
-    tracking error.
+    5-point band and the 5/25 band. Prints one row per policy (events, trades, turnover, fees,
+    realized gains, wash sales, tax, tracking error, drift) and writes an HTML page with the
+    frontier of tax plus fees against tracking error.
     """
     import datetime as dt
     from decimal import Decimal

@@ -39,8 +39,8 @@ def grid(
     if not (bands or relatives or hybrid or calendars):
         policies = [Policy("never", never=True)]
         for widths_, hybrid_, calendars_ in DEFAULT_TRIGGERS:
-            policies += grid(bands=list(widths_), relatives=[], hybrid=hybrid_, calendars=list(calendars_), lots=lots, to=to, defer=defer, cooldown=cooldown,
-                             wash_aware=wash_aware, placements=placements)[1:]
+            policies += grid(bands=list(widths_), relatives=[], hybrid=hybrid_, calendars=list(calendars_), lots=lots,
+                             to=to, defer=defer, cooldown=cooldown, wash_aware=wash_aware, placements=placements)[1:]
         return policies
     triggers: list[dict[str, object]] = []
     widths: list[dict[str, object]] = [{"band": b} for b in bands]
