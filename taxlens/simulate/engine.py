@@ -376,13 +376,15 @@ def _tracking(run: Run, prices: Prices, targets: dict[str, float]) -> tuple[floa
     """Annualised tracking error of the portfolio's returns (flows excluded) against the target
     weights rebalanced every period, and the mean and largest drift (max |weight − target|)."""
     idx = [prices.symbols.index(s) for s in targets]
-    close = prices.close[:, idx]
+    close, split, dividend = prices.close[:, idx], prices.split[:, idx], prices.dividend[:, idx]
     target = np.array(list(targets.values()))
     v = run.values
     if v.size < 3 or not np.all(v[:-1] > 0):
         return 0.0, 0.0, 0.0
     r_p = (v[1:] - run.flows[1:]) / v[:-1] - 1
-    r_t = (close[1:] / close[:-1] - 1) @ target
+    # A share's total return, as the portfolio earns it: a split multiplies the shares held
+    # (the close is as quoted, halved by a 2-for-1) and a dividend is paid on them.
+    r_t = (split[1:] * (close[1:] + dividend[1:]) / close[:-1] - 1) @ target
     te = float(np.std(r_p - r_t, ddof=1) * math.sqrt(prices.periods_per_year()))
     drift = np.abs(run.weights[1:] - target).max(axis=1)
     return te, float(drift.mean()), float(drift.max())

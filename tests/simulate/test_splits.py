@@ -16,9 +16,12 @@ import polars as pl
 
 from taxlens.lots.book import book
 from taxlens.lots.events import Settings
-from taxlens.simulate.engine import Policy, simulate, trade_frame
+from taxlens.simulate.engine import Policy, evaluate, simulate, trade_frame
 from taxlens.simulate.prices import Prices, prices_from_trades, split_ratios
 from taxlens.simulate.sweep import replay
+from taxlens.tax.federal import Profile
+
+PROFILE = Profile(year=2025, other_income=Decimal(100_000))
 
 
 def trades(rows: str) -> pl.DataFrame:
@@ -91,6 +94,9 @@ def test_holding_through_a_split_keeps_its_value() -> None:
     never = simulate(Policy("never", never=True), p, {"VTI": 1.0}, lots=lots)
     split_day = p.dates.index(dt.date(2025, 6, 2))
     assert np.allclose(never.values[: split_day + 2], 832.0) and never.values[-1] == 816.0  # the panel ends at the last quote
+    # Holding the target itself tracks it exactly: the target's return counts the split too
+    # (against the quoted closes, the split day was a 50% fall: a tracking error of 162% a year).
+    assert evaluate(never, p, {"VTI": 1.0}, PROFILE)["tracking_error"] == 0
     # The replay also buys 2 at 51.00 on 2025-06-04: 102.00 of cash it does not hold, a flow.
     actual = replay(HISTORY, p, {"VTI": 1.0}, lots)
     assert np.allclose(actual.values[-1] - actual.flows[1:].sum(), 816.0)
