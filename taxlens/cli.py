@@ -360,7 +360,7 @@ def gains(ctx: click.Context, year: int | None, account: str | None, symbol: str
         rounded = listing.round_money(frame, ["proceeds", "cost_basis", "adjustment"], gain="gain")
         return rounded.select(GAINS_COLUMNS).with_columns(
             pl.col(c).cast(pl.String) for c in ("proceeds", "cost_basis", "adjustment", "gain")
-        ), summary(rounded), summary(rounded.filter(pl.col("account").is_in(advantaged)))
+        ), summary(rounded), summary(rounded.filter(pl.col("account").is_in(advantaged)) if advantaged else rounded.clear())
 
     # Rendered with the book open: a new booking is being stored meanwhile (Book.close waits).
     with _book(ctx) as book:

@@ -198,9 +198,9 @@ class FittedTable:
     This gives each column its whole width when the table fits. When it does not, amounts and
     dates keep their widest value, and the room left goes, in turn, to ids and words
     (``tiers``: see ``table``), then headers' words, then values, then whole headers, each share
-    in proportion to what a column lacks. Headers wrap at their words (a column's name with spaces for underscores: the
-    CSV and JSON keep the name). Where even the first tier does not fit, rich's own squeeze
-    decides, and a line under the table says values are cut."""
+    in proportion to what a column lacks. Headers wrap at their words (a column's name with
+    spaces for underscores: the CSV and JSON keep the name). Where even the first tier does not
+    fit, rich's own squeeze decides, and a line under the table says values are cut."""
 
     def __init__(self, table: Table, tiers: list[list[int]]) -> None:
         self.table, self.tiers = table, tiers

@@ -117,7 +117,8 @@ def prices_from_trades(trades: pl.DataFrame) -> Prices:
         raise FileError("trades", "no priced trades to take prices from (pass --prices FILE)")
     last = priced.sort("trade_date", "ts", nulls_last=False).group_by("trade_date", "symbol").agg(pl.col("price").last())
     quotes = {(d, s): float(p) for d, s, p in last.iter_rows()}
-    ratios = {key: r for key, r in split_ratios(trades).items() if key[1] in {s for _, s in quotes}}
+    quoted = {s for _, s in quotes}
+    ratios = {key: r for key, r in split_ratios(trades).items() if key[1] in quoted}
     rows = [(d, s, quotes.get((d, s), np.nan), 0.0, ratios.get((d, s), 1.0)) for d, s in quotes.keys() | ratios.keys()]
     first, final = min(d for d, _ in quotes), max(d for d, _ in quotes)
     days = [first + dt.timedelta(days=i) for i in range((final - first).days + 1)]
